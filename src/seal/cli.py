@@ -1,0 +1,157 @@
+"""The `seal` command.
+
+    seal demo                                   # the whole loop on fictional passages, a few minutes on a laptop
+    seal generate --data FILE -k 5              # sample self-edits for passages into a new run directory
+    seal adapt --data FILE --condition passage --condition data   # trials, baseline vs adapted accuracy
+    seal adapt --resume runs/20261125-150000-adapt               # finish an interrupted run
+
+Flags fill the dataclasses of seal.config (a YAML file given with --config fills them
+first; flags win). Offline by default: HF_HUB_OFFLINE=1 unless SEAL_ONLINE=1.
+Input errors print one line and exit with status 2; a non-finite training loss exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from seal.config import CONDITIONS_HELP, GRADERS, PROMPT_FAMILIES, RunConfig, from_dict, load_yaml, merge
+from seal.errors import SealError
+
+DEMO_DEFAULTS = {
+    "name": "demo",
+    "conditions": ["passage", "model"],
+    "data": {"source": "fictional", "num_passages": 4},
+    "sampling": {"k": 1},
+}
+
+
+def _csv(kind):
+    return lambda text: [kind(x) for x in text.split(",") if x.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seal", description="SEAL: self-adapting language models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in [("demo", "the whole inner loop on the embedded default, with a final table"),
+                            ("adapt", "run inner-loop trials and report baseline vs adapted accuracy"),
+                            ("generate", "sample self-edits for passages")]:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", help="YAML file filling the run config (flags override it)")
+        p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
+        p.add_argument("--runs-root", dest="runs_root", help="where run directories go (default: runs)")
+        p.add_argument("--name", help="label added to the run directory's name")
+        g = p.add_argument_group("model")
+        g.add_argument("--model", dest="model.name", help="Hugging Face id or local path (default: embedded SmolLM2-135M-Instruct)")
+        g.add_argument("--dtype", dest="model.dtype", choices=["auto", "float32", "bfloat16", "float16"])
+        g.add_argument("--device", dest="model.device", help="cpu, cuda, cuda:N or auto")
+        g = p.add_argument_group("data")
+        g.add_argument("--data", dest="data.source", help="'fictional', a JSON file (grouped SEAL or SQuAD v1.1), or hf:NAME[:SPLIT]")
+        g.add_argument("--num-passages", dest="data.num_passages", type=int)
+        g.add_argument("--offset", dest="data.offset", type=int)
+        g.add_argument("--fictional-seed", dest="data.fictional_seed", type=int)
+        g = p.add_argument_group("self-edit sampling")
+        g.add_argument("--prompt", dest="sampling.prompt", choices=PROMPT_FAMILIES)
+        g.add_argument("-k", dest="sampling.k", type=int, help="self-edits per passage")
+        g.add_argument("--temperature", dest="sampling.temperature", type=float)
+        g.add_argument("--top-p", dest="sampling.top_p", type=float)
+        g.add_argument("--max-new-tokens", dest="sampling.max_new_tokens", type=int)
+        g.add_argument("--gen-batch-size", dest="sampling.batch_size", type=int)
+        g.add_argument("--sampling-seed", dest="sampling.seed", type=int)
+        if name == "generate":
+            continue
+        g = p.add_argument_group("trials")
+        g.add_argument("--condition", dest="conditions", action="append", help=CONDITIONS_HELP + " (repeatable)")
+        g.add_argument("--max-self-edits", dest="max_self_edits", type=int, help="use at most N stored self-edits per passage")
+        g.add_argument("--seeds", dest="inner.seeds", type=_csv(int), help="comma-separated trial seeds, e.g. 0,1,2")
+        g.add_argument("--lr", dest="inner.lr", type=float)
+        g.add_argument("--epochs", dest="inner.epochs", type=int)
+        g.add_argument("--rank", dest="inner.rank", type=int)
+        g.add_argument("--alpha", dest="inner.alpha", type=int)
+        g.add_argument("--dropout", dest="inner.dropout", type=float)
+        g.add_argument("--batch-size", dest="inner.batch_size", type=int)
+        g.add_argument("--target-modules", dest="inner.target_modules", type=_csv(str))
+        g.add_argument("--max-seq-len", dest="inner.max_seq_len", type=int)
+        g.add_argument("--no-passage", dest="inner.include_passage", action="store_const", const=False,
+                       help="train on the self-edit alone, without the passage")
+        g.add_argument("--grader", dest="inner.grader", choices=GRADERS)
+        g.add_argument("--judge-model", dest="inner.judge_model", help="'local', a model path, or an endpoint model name")
+        g.add_argument("--judge-url", dest="inner.judge_url", help="OpenAI-compatible base URL ($OPENAI_API_KEY)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    values: dict = {"command": args.command}
+    if args.command == "demo":
+        values = merge(values, DEMO_DEFAULTS)
+    if args.config:
+        values = merge(values, load_yaml(args.config))
+    for key, value in vars(args).items():
+        if value is None or key in ("command", "config", "resume"):
+            continue
+        *parents, leaf = key.split(".")
+        node = values
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return from_dict(RunConfig, values).validate()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from seal.runs import load_run_config, start_run
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        config = load_run_config(run_dir)
+        print(f"seal {config.command}: resuming {run_dir}")
+    else:
+        config = config_from_args(args)
+        run_dir = start_run(config)
+        print(f"seal {config.command}: run directory {run_dir}")
+
+    if config.command == "generate":
+        from seal.adapt import passages_for
+        from seal.models import load_model
+        from seal.self_edits import generate_into
+
+        passages = passages_for(config)
+        generated = generate_into(run_dir, load_model(config.model), passages, config)
+        total = sum(len(v) for v in generated.values())
+        print(f"{total} self-edits for {len(generated)} passages in {run_dir / 'self_edits.jsonl'}")
+        return 0
+
+    from seal.adapt import report_markdown, run_adapt
+    import json
+
+    summary = run_adapt(config, run_dir)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    report = report_markdown(summary, f"seal {config.command}: {config.data.source}, model {config.model.name}")
+    (run_dir / "report.md").write_text(report)
+    print()
+    print(report)
+    print(f"records: {run_dir / 'trials.jsonl'}   report: {run_dir / 'report.md'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    if os.environ.get("SEAL_ONLINE") != "1":
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except SealError as err:
+        from seal.inner_loop import NonFiniteLoss
+
+        print(f"seal: error: {err}", file=sys.stderr)
+        return 1 if isinstance(err, NonFiniteLoss) else 2
+    except KeyboardInterrupt:
+        print("\nseal: interrupted; finished trials are saved, continue with: seal adapt --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Typed configuration for every `seal` command.
+
+The dataclasses below are the single source of truth: the command line and YAML files
+(`seal adapt --config configs/demo.yaml`) are two ways to fill them, and the resolved
+config is written into every run directory as `config.yaml`, so that a run can be
+resumed (`seal adapt --resume RUN_DIR`) or reproduced exactly.
+
+Defaults follow the paper's knowledge-incorporation inner loop (LoRA r=32, alpha=64,
+dropout 0, lr 1e-3, 10 epochs, batch 1) except where a measurement on the small
+embedded model said otherwise (self-edit sampling temperature: see docs/sampling.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seal.errors import SealError
+
+EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+PROMPT_FAMILIES = ["implications", "implications-long", "implications-very-long", "rewrite", "self-qa", "none"]
+GRADERS = ["contains", "exact", "f1", "judge"]
+
+
+@dataclass
+class ModelConfig:
+    """Which causal LM to adapt, and where it runs."""
+
+    name: str = EMBEDDED_MODEL
+    """A Hugging Face model id, a local path, or the embedded default."""
+    dtype: str = "auto"
+    """float32, bfloat16, float16, or auto (float32 on CPU, bfloat16 on CUDA)."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N, or auto."""
+
+    def validate(self) -> None:
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise SealError(f"model.dtype must be auto, float32, bfloat16 or float16, not {self.dtype!r}")
+
+
+@dataclass
+class DataConfig:
+    """Where the passages come from."""
+
+    source: str = "fictional"
+    """'fictional' (the embedded generator), a JSON path, or 'hf:NAME[:SPLIT]'."""
+    num_passages: int | None = None
+    """Use the first N passages after `offset` (all when unset)."""
+    offset: int = 0
+    fictional_seed: int = 0
+    """Seed of the fictional-passage generator (the same seed gives the same passages)."""
+
+    def validate(self) -> None:
+        if self.num_passages is not None and self.num_passages < 1:
+            raise SealError(f"data.num_passages must be at least 1, not {self.num_passages}")
+        if self.offset < 0:
+            raise SealError(f"data.offset must be >= 0, not {self.offset}")
+
+
+@dataclass
+class SamplingConfig:
+    """How self-edits are sampled from the generator."""
+
+    prompt: str = "implications"
+    k: int = 1
+    """Self-edits sampled per passage."""
+    temperature: float = 0.3
+    """Measured on SmolLM2-135M: at 1.0 its implications are mostly invented facts."""
+    top_p: float = 0.95
+    max_new_tokens: int = 192
+    batch_size: int = 8
+    """Prompts per generate() call."""
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.prompt not in PROMPT_FAMILIES:
+            raise SealError(f"unknown self-edit prompt {self.prompt!r}; choose from {', '.join(PROMPT_FAMILIES)}")
+        if not 1 <= self.k <= 1000:
+            raise SealError(f"sampling.k must be between 1 and 1000, not {self.k}")
+        if not (0.0 <= self.temperature <= 5.0) or math.isnan(self.temperature):
+            raise SealError(f"sampling.temperature must be in [0, 5], not {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise SealError(f"sampling.top_p must be in (0, 1], not {self.top_p}")
+        if not 1 <= self.max_new_tokens <= 32768:
+            raise SealError(f"sampling.max_new_tokens must be between 1 and 32768, not {self.max_new_tokens}")
+        if self.batch_size < 1:
+            raise SealError(f"sampling.batch_size must be at least 1, not {self.batch_size}")
+
+
+@dataclass
+class InnerLoopConfig:
+    """One trial: a fresh LoRA fine-tune on a self-edit, then no-context QA."""
+
+    rank: int = 32
+    alpha: int = 64
+    dropout: float = 0.0
+    lr: float = 1e-3
+    epochs: int = 10
+    batch_size: int = 1
+    target_modules: list[str] = field(default_factory=lambda: list(ALL_PROJECTIONS))
+    max_seq_len: int = 512
+    """Training sequences are cut to this many tokens."""
+    include_passage: bool = True
+    """Train on the passage itself besides the self-edit's sequences (the paper does)."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Each self-edit runs one trial per seed (LoRA init and data order); rewards are averaged."""
+    answer_max_new_tokens: int = 32
+    answer_batch_size: int = 16
+    grader: str = "contains"
+    """contains (gold answer contained in the answer), exact, f1, or judge."""
+    judge_model: str | None = None
+    """For grader=judge: 'local' (the base model), a model id/path, or an OpenAI-compatible model name."""
+    judge_url: str | None = None
+    """For grader=judge with an endpoint: base URL of an OpenAI-compatible API (key from $OPENAI_API_KEY)."""
+
+    def validate(self) -> None:
+        if not 1 <= self.rank <= 4096:
+            raise SealError(f"inner.rank must be between 1 and 4096, not {self.rank}")
+        if self.alpha <= 0:
+            raise SealError(f"inner.alpha must be positive, not {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise SealError(f"inner.dropout must be in [0, 1), not {self.dropout}")
+        if not (0.0 < self.lr <= 1.0) or math.isnan(self.lr):
+            raise SealError(f"inner.lr must be in (0, 1], not {self.lr}: a LoRA learning rate is usually 1e-5 to 1e-2")
+        if not 1 <= self.epochs <= 1000:
+            raise SealError(f"inner.epochs must be between 1 and 1000, not {self.epochs}")
+        if not 1 <= self.batch_size <= 4096:
+            raise SealError(f"inner.batch_size must be between 1 and 4096, not {self.batch_size}")
+        if not self.target_modules:
+            raise SealError("inner.target_modules must name at least one module (e.g. q_proj)")
+        if self.max_seq_len < 8:
+            raise SealError(f"inner.max_seq_len must be at least 8, not {self.max_seq_len}")
+        if not self.seeds:
+            raise SealError("inner.seeds must list at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise SealError(f"inner.seeds must not repeat a seed: {self.seeds}")
+        if self.grader not in GRADERS:
+            raise SealError(f"unknown grader {self.grader!r}; choose from {', '.join(GRADERS)}")
+        if self.grader == "judge" and not self.judge_model:
+            raise SealError("grader=judge needs inner.judge_model ('local', a model path, or an endpoint model name)")
+        if not 1 <= self.answer_max_new_tokens <= 4096:
+            raise SealError(f"inner.answer_max_new_tokens must be between 1 and 4096, not {self.answer_max_new_tokens}")
+
+
+CONDITIONS_HELP = (
+    "passage (train on the passage only), data (self-edits stored in the data file), "
+    "model (self-edits sampled now from the model), or a path to a `seal generate` run"
+)
+
+
+@dataclass
+class RunConfig:
+    """Everything a `seal` command needs; written to RUN_DIR/config.yaml."""
+
+    command: str = "adapt"
+    runs_root: str = "runs"
+    name: str | None = None
+    """Optional label in the run directory's name."""
+    conditions: list[str] = field(default_factory=lambda: ["passage", "model"])
+    """Which self-edits each trial trains on (see CONDITIONS_HELP)."""
+    max_self_edits: int | None = None
+    """For condition 'data' (or a generate run): use at most this many stored self-edits per passage."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    inner: InnerLoopConfig = field(default_factory=InnerLoopConfig)
+
+    def validate(self) -> "RunConfig":
+        for part in (self.model, self.data, self.sampling, self.inner):
+            part.validate()
+        if not self.conditions:
+            raise SealError("name at least one condition: " + CONDITIONS_HELP)
+        for condition in self.conditions:
+            if condition not in ("passage", "data", "model") and not Path(condition).exists():
+                raise SealError(f"unknown condition {condition!r}: use " + CONDITIONS_HELP)
+        if self.max_self_edits is not None and self.max_self_edits < 1:
+            raise SealError(f"max_self_edits must be at least 1, not {self.max_self_edits}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def from_dict(cls: type, values: dict[str, Any], where: str = "config") -> Any:
+    """Build dataclass `cls` from a nested dict, rejecting unknown keys by name.
+
+    >>> from_dict(InnerLoopConfig, {"lr": 3e-4}).lr
+    0.0003
+    >>> from_dict(InnerLoopConfig, {"learning_rate": 1})
+    Traceback (most recent call last):
+    seal.errors.SealError: config: unknown key 'learning_rate' (known: rank, alpha, dropout, lr, epochs, ...)
+    """
+    if not isinstance(values, dict):
+        raise SealError(f"{where}: expected a mapping, got {type(values).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            names = list(known)
+            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            raise SealError(f"{where}: unknown key {key!r} (known: {shown})")
+        default = getattr(cls(), key) if _has_default(known[key]) else None
+        if is_dataclass(default) and isinstance(value, dict):
+            value = from_dict(type(default), value, f"{where}.{key}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _has_default(f: dataclasses.Field) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SealError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise SealError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(values, dict):
+        raise SealError(f"config file {path} must hold a mapping at the top level")
+    return values
+
+
+def save_yaml(config: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Nested dict merge, `override` winning.
+
+    >>> merge({"inner": {"lr": 1, "epochs": 2}}, {"inner": {"lr": 3}})
+    {'inner': {'lr': 3, 'epochs': 2}}
+    """
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out

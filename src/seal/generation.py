@@ -1,0 +1,55 @@
+"""Batched generation with Hugging Face `generate`: sampled self-edits and greedy answers.
+
+Prompts are wrapped in the model's chat template when it has one, sorted by length so
+that each batch carries little padding (left padding, as decoder-only models need),
+decoded with a KV cache, and stopped per row at the end-of-turn token. Results come
+back in the caller's order. Sampling is seeded per batch, so the same seed gives the
+same self-edits.
+"""
+
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from seal.models import LoadedModel, format_prompt, stop_token_ids
+
+
+def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 8,
+             temperature: float = 0.0, top_p: float = 1.0, num_return_sequences: int = 1,
+             seed: int = 0, desc: str | None = None) -> list[list[str]]:
+    """`num_return_sequences` completions for each prompt (temperature 0 means greedy)."""
+    tokenizer, model = loaded.tokenizer, loaded.model
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    texts = [format_prompt(tokenizer, p) for p in prompts]
+    encoded = [tokenizer(t, add_special_tokens=not chat)["input_ids"] for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+    results: list[list[str]] = [[] for _ in prompts]
+    stops = stop_token_ids(tokenizer)
+    sampling = temperature > 0
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    progress = tqdm(batches, desc=desc, unit="batch", leave=False, disable=desc is None)
+    for batch_index, batch in enumerate(progress):
+        width = max(len(encoded[i]) for i in batch)
+        pad = tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in batch])
+        attention = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in batch])
+        if sampling:
+            torch.manual_seed(seed * 100_003 + batch_index)
+        with torch.no_grad():
+            out = model.generate(
+                input_ids=input_ids.to(loaded.device), attention_mask=attention.to(loaded.device),
+                max_new_tokens=max_new_tokens, do_sample=sampling,
+                temperature=temperature if sampling else None, top_p=top_p if sampling else None,
+                top_k=None, num_return_sequences=num_return_sequences,
+                eos_token_id=stops, pad_token_id=pad,
+            )
+        completions = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        for row, i in enumerate(batch):
+            results[i] = [c.strip() for c in completions[row * num_return_sequences:(row + 1) * num_return_sequences]]
+    return results
+
+
+def greedy_answers(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 16) -> list[str]:
+    """One greedy completion per prompt."""
+    return [c[0] for c in generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)]

@@ -1,0 +1,192 @@
+"""The SEAL inner loop for knowledge incorporation: one trial = one passage, one self-edit, one seed.
+
+    adapter = attach_lora(loaded.model, cfg)          # once per process
+    result  = run_trial(loaded, adapter, passage, self_edit, seed, cfg, grader)
+
+A trial (1) resets the LoRA adapter to a fresh initialisation drawn from the trial's
+seed (A ~ kaiming-uniform as in peft, B = 0, so the adapted model starts exactly at the
+base model); (2) fine-tunes it on the self-edit's training sequences (title-prefixed
+pieces plus the passage; seal.knowledge.prompts), AdamW with a linear decay, loss on
+real tokens only; (3) answers every question of the passage greedily with no passage
+in context; (4) grades the answers. The base weights are frozen and never written, so
+nothing accumulates between trials; the baseline (adapter switched off) is computed
+once per passage by `baseline_answers`.
+
+Departures from the paper: the paper's code builds a new peft model per trial and pads
+every sequence to the longest; here the adapter is attached once and re-initialised in
+place (milliseconds), and batches are padded only to their own longest sequence, with
+padding masked out of the loss. A non-finite loss stops the trial (and the run) with
+`NonFiniteLoss`; the adapter is reset either way.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from seal.config import InnerLoopConfig
+from seal.errors import SealError
+from seal.generation import greedy_answers
+from seal.knowledge.grading import Grader
+from seal.knowledge.passages import Passage
+from seal.knowledge.prompts import question_prompt, training_sequences
+from seal.models import LoadedModel
+
+
+class NonFiniteLoss(SealError):
+    """The training loss became NaN or infinite (usually a learning rate far too high)."""
+
+
+@dataclass
+class TrainStats:
+    steps: int
+    tokens: int
+    seconds: float
+    epoch_losses: list[float] = field(default_factory=list)
+
+
+def attach_lora(model: torch.nn.Module, cfg: InnerLoopConfig):
+    """Wrap `model` in a peft LoRA model once; trials reset it in place."""
+    from peft import LoraConfig, get_peft_model
+
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [m for m in cfg.target_modules if m not in present]
+    if missing:
+        raise SealError(f"target modules {missing} are not in this model (it has e.g. "
+                        f"{sorted(n for n in present if 'proj' in n or 'fc' in n)[:8]})")
+    lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                      target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, lora)
+    peft_model.eval()
+    return peft_model
+
+
+def lora_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    return [(n, p) for n, p in model.named_parameters() if "lora_" in n]
+
+
+@torch.no_grad()
+def reset_adapter(model: torch.nn.Module, seed: int) -> None:
+    """A fresh LoRA initialisation drawn from `seed`: A kaiming-uniform (peft's default), B zero."""
+    generator = torch.Generator().manual_seed(seed)
+    for name, param in lora_parameters(model):
+        if "lora_B" in name:
+            param.zero_()
+        elif "lora_A" in name:
+            # kaiming_uniform_(a=sqrt(5)) bound for a weight of shape (r, fan_in), drawn on the CPU for
+            # device-independent values.
+            bound = 1.0 / math.sqrt(param.shape[1])
+            values = torch.empty(param.shape, dtype=torch.float32).uniform_(-bound, bound, generator=generator)
+            param.copy_(values.to(param.device, param.dtype))
+
+
+def tokenize_sequences(tokenizer, sequences: list[str], max_len: int) -> list[list[int]]:
+    """Token ids of each training sequence, ending with EOS, cut to `max_len`."""
+    out = []
+    for text in sequences:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"][: max_len - 1]
+        out.append(ids + [tokenizer.eos_token_id])
+    return out
+
+
+def train_adapter(loaded: LoadedModel, model: torch.nn.Module, token_ids: list[list[int]],
+                  cfg: InnerLoopConfig, seed: int, lr: float | None = None, epochs: int | None = None) -> TrainStats:
+    """Fine-tune the (already reset) adapter on `token_ids`; only LoRA tensors receive gradients."""
+    lr = cfg.lr if lr is None else lr
+    epochs = cfg.epochs if epochs is None else epochs
+    params = [p for _, p in lora_parameters(model)]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    order_rng = random.Random(seed)
+    steps_per_epoch = math.ceil(len(token_ids) / cfg.batch_size)
+    total = steps_per_epoch * epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
+    pad = loaded.tokenizer.pad_token_id
+    stats = TrainStats(steps=0, tokens=0, seconds=0.0)
+    start = time.perf_counter()
+    model.train()
+    try:
+        for _ in range(epochs):
+            order = list(range(len(token_ids)))
+            order_rng.shuffle(order)
+            loss_sum, loss_tokens = 0.0, 0
+            for b in range(0, len(order), cfg.batch_size):
+                batch = [token_ids[i] for i in order[b:b + cfg.batch_size]]
+                width = max(len(s) for s in batch)
+                input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in batch], device=loaded.device)
+                mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device=loaded.device)
+                labels = input_ids.masked_fill(mask == 0, -100)
+                loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+                if not torch.isfinite(loss):
+                    raise NonFiniteLoss(f"training loss became {loss.item()} at step {stats.steps + 1} "
+                                        f"(lr={lr}); lower the learning rate")
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                n_targets = int(mask[:, 1:].sum())
+                loss_sum += loss.item() * n_targets
+                loss_tokens += n_targets
+                stats.steps += 1
+                stats.tokens += int(mask.sum())
+            stats.epoch_losses.append(loss_sum / max(loss_tokens, 1))
+    finally:
+        model.eval()
+        stats.seconds = time.perf_counter() - start
+    return stats
+
+
+def answer_questions(loaded: LoadedModel, passage: Passage, cfg: InnerLoopConfig) -> list[str]:
+    """Greedy no-context answers to every question of `passage`, in one batched decode."""
+    prompts = [question_prompt(q.question) for q in passage.questions]
+    return greedy_answers(loaded, prompts, max_new_tokens=cfg.answer_max_new_tokens, batch_size=cfg.answer_batch_size)
+
+
+def grade_answers(passage: Passage, answers: list[str], grader: Grader) -> list[dict]:
+    scores = grader([q.question for q in passage.questions], [q.answer for q in passage.questions], answers)
+    return [{"question": q.question, "gold": q.answer, "answer": a, "score": s}
+            for q, a, s in zip(passage.questions, answers, scores)]
+
+
+def baseline_answers(loaded: LoadedModel, model: torch.nn.Module, passage: Passage, cfg: InnerLoopConfig,
+                     grader: Grader) -> list[dict]:
+    """The un-adapted model's graded answers (the adapter switched off)."""
+    with model.disable_adapter():
+        return grade_answers(passage, answer_questions(loaded, passage, cfg), grader)
+
+
+def run_trial(loaded: LoadedModel, model: torch.nn.Module, passage: Passage, self_edit: str | None,
+              seed: int, cfg: InnerLoopConfig, grader: Grader, family: str = "implications") -> dict:
+    """One inner-loop trial; returns its record (self-edit, losses, graded answers, accuracy, timings).
+
+    `self_edit=None` trains on the passage alone. A self-edit that yields no training
+    sequence (empty or unparsable) is not trained on and scores 0, so that a generator is
+    never rewarded for writing nothing.
+    """
+    sequences = training_sequences(passage, self_edit, family, cfg.include_passage)
+    record = {"seed": seed, "self_edit": self_edit, "n_sequences": len(sequences)}
+    if self_edit is not None and len(sequences) == int(cfg.include_passage):
+        record.update(status="empty_self_edit", accuracy=0.0, answers=[], train=None,
+                      timings={"train_s": 0.0, "eval_s": 0.0})
+        return record
+    torch.manual_seed(seed)
+    reset_adapter(model, seed)
+    token_ids = tokenize_sequences(loaded.tokenizer, sequences, cfg.max_seq_len)
+    try:
+        stats = train_adapter(loaded, model, token_ids, cfg, seed)
+        start = time.perf_counter()
+        graded = grade_answers(passage, answer_questions(loaded, passage, cfg), grader)
+        eval_s = time.perf_counter() - start
+    finally:
+        reset_adapter(model, seed)  # leave the model exactly at the base model between trials
+    record.update(
+        status="ok",
+        accuracy=sum(g["score"] for g in graded) / len(graded),
+        answers=graded,
+        train={"steps": stats.steps, "tokens": stats.tokens, "epoch_losses": stats.epoch_losses},
+        timings={"train_s": round(stats.seconds, 3), "eval_s": round(eval_s, 3)},
+    )
+    return record
