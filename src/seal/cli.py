@@ -108,6 +108,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"seal {config.command}: resuming {run_dir}")
     else:
         config = config_from_args(args)
+        from seal.adapt import passages_for
+
+        passages_for(config)  # bad input fails here, before a run directory is made
         run_dir = start_run(config)
         print(f"seal {config.command}: run directory {run_dir}")
 

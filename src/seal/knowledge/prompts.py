@@ -46,7 +46,8 @@ SELF_EDIT_PROMPTS = {
 
 QUESTION_PROMPT = "Answer the question with a short phrase, without explanation.\nQuestion: {question}\nAnswer:"
 
-_LIST_MARKER = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)]|\(\d+\))\s*")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)]|\(\d+\)|(?:implication|rewrite|fact)\s*\d*\s*[:.)])\s*",
+                          re.IGNORECASE)
 _HEADER = re.compile(r"^\W*(implications|rewrites?|questions and answers)\W*$", re.IGNORECASE)
 _QA = re.compile(r"^\s*(?:Q(?:uestion)?)\s*\d*\s*[:.]\s*(.+?)\s*\n\s*(?:A(?:nswer)?)\s*\d*\s*[:.]\s*(.+?)\s*$",
                  re.IGNORECASE | re.MULTILINE)
@@ -74,6 +75,8 @@ def split_self_edit(self_edit: str, family: str = "implications") -> list[str]:
     ['First rewrite,\\nsame paragraph.', 'Second rewrite.']
     >>> split_self_edit("  \\n**Implications:**\\n")
     []
+    >>> split_self_edit("Implication 1:\\nThe prize is old.\\nImplication 2: It is gold.")
+    ['The prize is old.', 'It is gold.']
     """
     text = self_edit.replace("\r\n", "\n").replace("**", "")
     if family == "self-qa":

@@ -1,0 +1,156 @@
+"""The `seal` command: bad input is one clear line and a non-zero exit; a killed run resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from seal.cli import main
+from seal.knowledge.fictional import generate_passages
+from seal.knowledge.passages import save_passages
+
+
+def tiny_flags(model_path, runs_root) -> list[str]:
+    return ["--model", str(model_path), "--device", "cpu", "--runs-root", str(runs_root), "--rank", "4",
+            "--alpha", "8", "--lr", "0.05", "--epochs", "2", "--target-modules", "q_proj,v_proj"]
+
+
+def data_file(tmp_path, n=2, self_edits=True) -> str:
+    passages = generate_passages(n, seed=4)
+    if self_edits:
+        from dataclasses import replace
+
+        passages = [replace(p, self_edits=("1. It is old.\n2. It is far.", "It is new.")) for p in passages]
+    path = tmp_path / "passages.json"
+    save_passages(passages, path)
+    return str(path)
+
+
+def run_cli(capsys, argv) -> tuple[int, str]:
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def assert_one_clear_line(err: str, needle: str) -> None:
+    assert "Traceback" not in err
+    error_lines = [line for line in err.splitlines() if line.startswith("seal: error:")]
+    assert len(error_lines) == 1, err
+    assert needle in error_lines[0], error_lines[0]
+
+
+@pytest.mark.parametrize("make_input, needle", [
+    (lambda tmp: str(tmp / "missing.json"), "passage file not found"),
+    (lambda tmp: (tmp / "bad.json").write_text("[{oops") and str(tmp / "bad.json"), "is not valid JSON"),
+    (lambda tmp: (tmp / "noq.json").write_text(json.dumps([{"title": "T", "context": "C", "questions": []}]))
+     and str(tmp / "noq.json"), "has no questions"),
+    (lambda tmp: (tmp / "empty.json").write_text(json.dumps([{"title": "T", "context": "C", "self_edits": [""],
+                                                               "questions": [{"question": "Q", "answer": "A"}]}]))
+     and str(tmp / "empty.json"), "self-edit 0 is empty"),
+])
+def test_bad_data_is_one_line_and_exit_2_and_no_run_dir(tmp_path, capsys, tiny_model_path, make_input, needle):
+    runs = tmp_path / "runs"
+    code, err = run_cli(capsys, ["adapt", "--data", make_input(tmp_path), *tiny_flags(tiny_model_path, runs)])
+    assert code == 2
+    assert_one_clear_line(err, needle)
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--lr", "50"], "inner.lr must be in (0, 1]"),
+    (["--epochs", "0"], "inner.epochs must be between"),
+    (["--seeds", "1,1"], "must not repeat"),
+    (["--condition", "nonsense"], "unknown condition 'nonsense'"),
+    (["--temperature", "-1"], "sampling.temperature"),
+])
+def test_absurd_settings_are_rejected(tmp_path, capsys, tiny_model_path, flags, needle):
+    code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path), *tiny_flags(tiny_model_path, tmp_path / "r"), *flags])
+    assert code == 2
+    assert_one_clear_line(err, needle)
+
+
+def test_unknown_model_offline_is_one_line(tmp_path, capsys):
+    code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path), "--model", "no-such-org/no-such-model-xyz",
+                                 "--runs-root", str(tmp_path / "r"), "--condition", "passage"])
+    assert code == 2
+    assert_one_clear_line(err, "could not load model 'no-such-org/no-such-model-xyz'")
+
+
+def test_nan_loss_is_one_line_and_exit_1(tmp_path, capsys, tiny_model_path):
+    """A corrupted checkpoint (a NaN weight) makes the first loss NaN: the run stops with a clear line."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    broken = tmp_path / "broken-model"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight[0, 0] = float("nan")
+    model.save_pretrained(broken)
+    AutoTokenizer.from_pretrained(tiny_model_path).save_pretrained(broken)
+    code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path), "--condition", "passage",
+                                 *tiny_flags(broken, tmp_path / "r")])
+    assert code == 1
+    assert_one_clear_line(err, "training loss became nan")
+
+
+def test_adapt_writes_a_complete_run(tmp_path, capsys, tiny_model_path):
+    runs = tmp_path / "runs"
+    code = main(["adapt", "--data", data_file(tmp_path), "--condition", "passage", "--condition", "data",
+                 "--seeds", "0,1", *tiny_flags(tiny_model_path, runs)])
+    assert code == 0
+    [run_dir] = list(runs.iterdir())
+    trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    # 2 passages x (1 passage-only + 2 stored self-edits) x 2 seeds
+    assert len(trials) == 12
+    assert {t["condition"] for t in trials} == {"passage", "data"}
+    questions = {p.id: len(p.questions) for p in generate_passages(2, seed=4)}
+    assert all(t["status"] == "ok" and len(t["answers"]) == questions[t["passage_id"]] for t in trials)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["conditions"]) == {"baseline", "passage", "data"}
+    assert "| passage |" in (run_dir / "report.md").read_text()
+    # A second run never reuses the first one's directory.
+    assert main(["adapt", "--data", data_file(tmp_path), "--condition", "passage",
+                 *tiny_flags(tiny_model_path, runs)]) == 0
+    assert len(list(runs.iterdir())) == 2
+
+
+def test_killed_run_resumes_without_losing_or_repeating_a_trial(tmp_path, tiny_model_path):
+    runs = tmp_path / "runs"
+    flags = ["adapt", "--data", data_file(tmp_path, n=3), "--condition", "passage", "--condition", "data",
+             "--seeds", "0,1", *tiny_flags(tiny_model_path, runs)]
+    flags[flags.index("--epochs") + 1] = "40"  # slow enough to be killed midway
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "seal.cli", *flags], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    trials_path = None
+    while time.time() < deadline:
+        found = list(runs.glob("*/trials.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 3:
+            trials_path = found[0]
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert trials_path is not None, "the run never wrote three trials"
+    before = trials_path.read_text()
+    n_before = len(before.splitlines())
+    total = 3 * 3 * 2
+    assert 3 <= n_before < total, "the run finished before it could be killed"
+    with open(trials_path, "a") as f:  # as if the kill had landed in the middle of a write
+        f.write('{"condition": "data", "passage_id": "tor')
+
+    assert main(["adapt", "--resume", str(trials_path.parent)]) == 0
+
+    after = trials_path.read_text()
+    assert after.startswith(before), "records written before the kill changed"
+    keys = [(r["condition"], r["passage_id"], r["self_edit_index"], r["seed"])
+            for r in map(json.loads, after.splitlines())]
+    assert len(keys) == total and len(set(keys)) == total
+    assert len((trials_path.parent / "baselines.jsonl").read_text().splitlines()) == 3
