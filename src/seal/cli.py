@@ -132,6 +132,9 @@ def _run(args: argparse.Namespace) -> int:
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     report = report_markdown(summary, f"seal {config.command}: {config.data.source}, model {config.model.name}")
     (run_dir / "report.md").write_text(report)
+    from seal.plots import plot_conditions
+
+    plot_conditions(summary, run_dir / "accuracy.png", f"{config.data.source} | {config.model.name}")
     print()
     print(report)
     print(f"records: {run_dir / 'trials.jsonl'}   report: {run_dir / 'report.md'}")

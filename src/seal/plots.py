@@ -1,0 +1,30 @@
+"""Plots written into run directories (matplotlib is optional: without it, no plot and no error)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plot_conditions(summary: dict, path: Path, title: str = "") -> Path | None:
+    """Bar chart of accuracy per condition with standard-error bars."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    names = list(summary["conditions"])
+    means = [100 * summary["conditions"][n]["accuracy"] for n in names]
+    errors = [100 * summary["conditions"][n]["stderr"] for n in names]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(names), 3.6))
+    bars = ax.bar(names, means, yerr=errors, capsize=4, color="#4878a8")
+    ax.bar_label(bars, labels=[f"{m:.1f}" for m in means], padding=3)
+    ax.set_ylabel(f"no-context accuracy, % ({summary['grader']})")
+    ax.set_ylim(0, max(100.0, max(m + e for m, e in zip(means, errors)) + 10) if means else 100)
+    ax.set_title(title, fontsize=9)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
