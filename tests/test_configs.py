@@ -1,0 +1,38 @@
+"""Config files and the flag -> dataclass path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seal.cli import build_parser, config_from_args
+from seal.config import RunConfig, from_dict, load_yaml
+from seal.errors import SealError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_configs_parse_and_open_with_their_command(path):
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# seal ") and path.name in first
+    config = from_dict(RunConfig, load_yaml(path)).validate()
+    assert config.conditions
+
+
+def test_flags_override_yaml(tmp_path):
+    yaml_path = tmp_path / "c.yaml"
+    yaml_path.write_text("inner: {lr: 0.0003, epochs: 4}\nsampling: {k: 2}\n")
+    args = build_parser().parse_args(["adapt", "--config", str(yaml_path), "--epochs", "7", "--seeds", "0,1,2",
+                                      "--target-modules", "q_proj,v_proj"])
+    config = config_from_args(args)
+    assert (config.inner.lr, config.inner.epochs, config.sampling.k) == (0.0003, 7, 2)
+    assert config.inner.seeds == [0, 1, 2] and config.inner.target_modules == ["q_proj", "v_proj"]
+
+
+def test_unknown_yaml_key_is_named(tmp_path):
+    yaml_path = tmp_path / "c.yaml"
+    yaml_path.write_text("inner: {learning_rate: 0.1}\n")
+    with pytest.raises(SealError, match="config.inner: unknown key 'learning_rate'"):
+        config_from_args(build_parser().parse_args(["adapt", "--config", str(yaml_path)]))
