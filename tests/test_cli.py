@@ -154,3 +154,18 @@ def test_killed_run_resumes_without_losing_or_repeating_a_trial(tmp_path, tiny_m
             for r in map(json.loads, after.splitlines())]
     assert len(keys) == total and len(set(keys)) == total
     assert len((trials_path.parent / "baselines.jsonl").read_text().splitlines()) == 3
+
+
+def test_self_edits_sampled_from_another_generator(tmp_path, tiny_model_path):
+    runs = tmp_path / "runs"
+    argv = ["adapt", "--data", data_file(tmp_path, self_edits=False), "--condition", f"generator:{tiny_model_path}",
+            "--condition", "model", "-k", "2", "--max-new-tokens", "12", *tiny_flags(tiny_model_path, runs)]
+    assert main(argv) == 0
+    [run_dir] = list(runs.iterdir())
+    logs = sorted(p.name for p in run_dir.glob("self_edits*.jsonl"))
+    assert len(logs) == 2 and logs[0].startswith("self_edits-") and logs[1] == "self_edits.jsonl"
+    for name in logs:
+        records = [json.loads(line) for line in (run_dir / name).read_text().splitlines()]
+        assert len(records) == 2 and all(len(r["self_edits"]) == 2 for r in records)
+    trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) == 2 * 2 * 2  # 2 conditions x 2 passages x k=2

@@ -63,14 +63,17 @@ def make_grader(config: RunConfig, loaded: LoadedModel) -> Grader:
     return Grader("judge", LocalJudge(load_model(ModelConfig(name=inner.judge_model, device=config.model.device))))
 
 
-def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str, list[str]]) -> list[TrialSpec]:
-    """Every trial of the run, in a fixed order (condition, passage, self-edit, seed)."""
+def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str, dict[str, list[str]]]) -> list[TrialSpec]:
+    """Every trial of the run, in a fixed order (condition, passage, self-edit, seed).
+
+    `generated` maps each sampling condition (`model`, `generator:PATH`) to its self-edits by passage id.
+    """
     specs = []
     for condition in config.conditions:
         family = config.sampling.prompt
         stored: dict[str, list[str]] = {}
-        if condition == "model":
-            stored = generated
+        if condition in generated:
+            stored = generated[condition]
         elif condition not in ("passage", "data"):
             family, stored = read_generated(condition)
         for i, passage in enumerate(passages):
@@ -99,10 +102,10 @@ def run_adapt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = Non
     passages = passages_for(config)
     loaded = loaded or load_model(config.model)
 
-    generated: dict[str, list[str]] = {}
-    if "model" in config.conditions:
-        start = time.perf_counter()
-        generated = generate_into(run_dir, loaded, passages, config)
+    start = time.perf_counter()
+    generated = {c: sample_condition(c, run_dir, loaded, passages, config)
+                 for c in config.conditions if c == "model" or c.startswith("generator:")}
+    if generated:
         timings["generate_s"] = time.perf_counter() - start
 
     model = attach_lora(loaded.model, config.inner)
@@ -110,37 +113,70 @@ def run_adapt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = Non
     specs = plan_trials(config, passages, generated)
 
     start = time.perf_counter()
-    baseline_log = RecordLog(run_dir / "baselines.jsonl")
-    baselines = {r["passage_id"]: r for r in baseline_log}
-    for i, passage in enumerate(tqdm(passages, desc="baseline", unit="passage")):
-        if passage.id not in baselines:
-            graded = baseline_answers(loaded, model, passage, config.inner, grader)
-            record = {"passage_id": passage.id, "passage_index": i, "title": passage.title, "answers": graded,
-                      "accuracy": sum(g["score"] for g in graded) / len(graded)}
-            baseline_log.append(record)
-            baselines[passage.id] = record
+    baselines = ensure_baselines(run_dir, loaded, model, passages, config.inner, grader)
     timings["baseline_s"] = time.perf_counter() - start
 
-    trial_log = RecordLog(run_dir / "trials.jsonl")
-    done = {(r["condition"], r["passage_id"], r["self_edit_index"], r["seed"]) for r in trial_log}
+    start = time.perf_counter()
+    trials = run_trials(run_dir, loaded, model, passages, specs, config.inner, grader, baselines)
+    timings["trials_s"] = time.perf_counter() - start
+
+    summary = summarise(config, passages, baselines, trials)
+    summary["timings"] = {k: round(v, 2) for k, v in timings.items()}
+    return summary
+
+
+def sample_condition(condition: str, run_dir: Path, loaded: LoadedModel, passages: list[Passage],
+                     config: RunConfig) -> dict[str, list[str]]:
+    """Self-edits for a sampling condition: `model` (the adapted model itself) or `generator:PATH`."""
+    if condition == "model":
+        return generate_into(run_dir, loaded, passages, config)
+    path = condition.removeprefix("generator:")
+    label = "".join(ch if ch.isalnum() else "-" for ch in path).strip("-")[-60:]
+    log_name = f"self_edits-{label}.jsonl"
+    done = {r["passage_id"]: r["self_edits"] for r in RecordLog(run_dir / log_name)}
+    if all(p.id in done for p in passages):  # a resumed run: do not load the generator again
+        return done
+    from dataclasses import replace
+
+    generator = load_model(replace(config.model, name=path))
+    try:
+        return generate_into(run_dir, generator, passages, config, log_name)
+    finally:
+        del generator
+
+
+def ensure_baselines(run_dir: Path, loaded: LoadedModel, model, passages: list[Passage], inner, grader: Grader) -> dict[str, dict]:
+    """The un-adapted model's graded answers per passage, computed once and kept in baselines.jsonl."""
+    log = RecordLog(run_dir / "baselines.jsonl")
+    baselines = {r["passage_id"]: r for r in log}
+    for i, passage in enumerate(tqdm(passages, desc="baseline", unit="passage")):
+        if passage.id not in baselines:
+            graded = baseline_answers(loaded, model, passage, inner, grader)
+            record = {"passage_id": passage.id, "passage_index": i, "title": passage.title, "answers": graded,
+                      "accuracy": sum(g["score"] for g in graded) / len(graded)}
+            log.append(record)
+            baselines[passage.id] = record
+    return baselines
+
+
+def run_trials(run_dir: Path, loaded: LoadedModel, model, passages: list[Passage], specs: list[TrialSpec],
+               inner, grader: Grader, baselines: dict[str, dict]) -> list[dict]:
+    """Run every planned trial not yet in trials.jsonl; return all the run's trial records."""
+    log = RecordLog(run_dir / "trials.jsonl")
+    done = {(r["condition"], r["passage_id"], r["self_edit_index"], r["seed"]) for r in log}
     todo = [s for s in specs if s.key(passages[s.passage_index].id) not in done]
     if len(todo) < len(specs):
         print(f"resume: {len(specs) - len(todo)} of {len(specs)} trials already in {run_dir}")
-    start = time.perf_counter()
     progress = tqdm(todo, desc="trials", unit="trial")
     for spec in progress:
         passage = passages[spec.passage_index]
-        progress.set_postfix_str(f"{spec.condition} p{spec.passage_index} e{spec.self_edit_index} s{spec.seed}")
-        record = run_trial(loaded, model, passage, spec.self_edit, spec.seed, config.inner, grader, spec.family)
+        progress.set_postfix_str(f"{spec.condition[:20]} p{spec.passage_index} e{spec.self_edit_index} s{spec.seed}")
+        record = run_trial(loaded, model, passage, spec.self_edit, spec.seed, inner, grader, spec.family)
         record.update(condition=spec.condition, passage_id=passage.id, passage_index=spec.passage_index,
                       title=passage.title, self_edit_index=spec.self_edit_index,
                       baseline_accuracy=baselines[passage.id]["accuracy"])
-        trial_log.append(record)
-    timings["trials_s"] = time.perf_counter() - start
-
-    summary = summarise(config, passages, baselines, list(trial_log))
-    summary["timings"] = {k: round(v, 2) for k, v in timings.items()}
-    return summary
+        log.append(record)
+    return list(log)
 
 
 def mean_and_stderr(values: list[float]) -> tuple[float, float]:

@@ -150,7 +150,8 @@ class InnerLoopConfig:
 
 CONDITIONS_HELP = (
     "passage (train on the passage only), data (self-edits stored in the data file), "
-    "model (self-edits sampled now from the model), or a path to a `seal generate` run"
+    "model (self-edits sampled now from the model), generator:MODEL (self-edits sampled from another "
+    "model, e.g. a ReST-EM round's generator), or a path to a `seal generate` run"
 )
 
 
@@ -177,7 +178,10 @@ class RunConfig:
         if not self.conditions:
             raise SealError("name at least one condition: " + CONDITIONS_HELP)
         for condition in self.conditions:
-            if condition not in ("passage", "data", "model") and not Path(condition).exists():
+            if condition.startswith("generator:"):
+                if not condition.removeprefix("generator:"):
+                    raise SealError("condition generator: needs a model id or path after the colon")
+            elif condition not in ("passage", "data", "model") and not Path(condition).exists():
                 raise SealError(f"unknown condition {condition!r}: use " + CONDITIONS_HELP)
         if self.max_self_edits is not None and self.max_self_edits < 1:
             raise SealError(f"max_self_edits must be at least 1, not {self.max_self_edits}")

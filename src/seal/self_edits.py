@@ -36,9 +36,10 @@ def sample_self_edits(loaded: LoadedModel, passages: list[Passage], sampling: Sa
                     seed=sampling.seed, desc=desc)
 
 
-def generate_into(run_dir: Path, loaded: LoadedModel, passages: list[Passage], config: RunConfig) -> dict[str, list[str]]:
-    """Sample self-edits for every passage not yet in RUN_DIR/self_edits.jsonl; return all of them by passage id."""
-    log = RecordLog(run_dir / "self_edits.jsonl")
+def generate_into(run_dir: Path, loaded: LoadedModel, passages: list[Passage], config: RunConfig,
+                  log_name: str = "self_edits.jsonl") -> dict[str, list[str]]:
+    """Sample self-edits for every passage not yet in RUN_DIR/LOG_NAME; return all of them by passage id."""
+    log = RecordLog(run_dir / log_name)
     done = {r["passage_id"]: r["self_edits"] for r in log}
     todo = [(i, p) for i, p in enumerate(passages) if p.id not in done]
     if todo:
