@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in [("demo", "the whole inner loop on the embedded default, with a final table"),
                             ("adapt", "run inner-loop trials and report baseline vs adapted accuracy"),
-                            ("generate", "sample self-edits for passages")]:
+                            ("generate", "sample self-edits for passages"),
+                            ("train", "ReST-EM rounds: sample self-edits, reward them, SFT the generator on the best"),
+                            ("eval", "the single-passage table: every condition through the same inner loop")]:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--config", help="YAML file filling the run config (flags override it)")
         p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
@@ -79,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--grader", dest="inner.grader", choices=GRADERS)
         g.add_argument("--judge-model", dest="inner.judge_model", help="'local', a model path, or an endpoint model name")
         g.add_argument("--judge-url", dest="inner.judge_url", help="OpenAI-compatible base URL ($OPENAI_API_KEY)")
+        if name == "eval":
+            p.add_argument("--train-run", dest="train_run", action="append",
+                           help="add a condition per ReST-EM round of this `seal train` run (generator:ROUND/generator)")
+        if name != "train":
+            continue
+        g = p.add_argument_group("ReST-EM")
+        g.add_argument("--rounds", dest="train.rounds", type=int)
+        g.add_argument("--passages-per-round", dest="train.passages_per_round", type=int)
+        g.add_argument("--selection", dest="train.selection", choices=["best", "beats-baseline"])
+        g.add_argument("--train-seed", dest="train.seed", type=int)
+        g.add_argument("--sft-lr", dest="train.sft.lr", type=float)
+        g.add_argument("--sft-epochs", dest="train.sft.epochs", type=int)
+        g.add_argument("--sft-rank", dest="train.sft.rank", type=int)
+        g.add_argument("--sft-alpha", dest="train.sft.alpha", type=int)
     return parser
 
 
@@ -89,14 +105,31 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.config:
         values = merge(values, load_yaml(args.config))
     for key, value in vars(args).items():
-        if value is None or key in ("command", "config", "resume"):
+        if value is None or key in ("command", "config", "resume", "train_run"):
             continue
         *parents, leaf = key.split(".")
         node = values
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+    for run in getattr(args, "train_run", None) or []:
+        values["conditions"] = list(values.get("conditions", RunConfig().conditions)) + generator_conditions(run)
     return from_dict(RunConfig, values).validate()
+
+
+def generator_conditions(train_run: str) -> list[str]:
+    """One `generator:` condition per round of a `seal train` run that produced a new generator."""
+    import json
+
+    rounds = sorted(Path(train_run).glob("round-*/round.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    if not rounds:
+        raise SealError(f"{train_run} has no finished ReST-EM round (round-*/round.json)")
+    out = []
+    for path in rounds:
+        generator = json.loads(path.read_text())["generator_out"]
+        if f"generator:{generator}" not in out and Path(generator).is_dir():
+            out.append(f"generator:{generator}")
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -125,8 +158,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{total} self-edits for {len(generated)} passages in {run_dir / 'self_edits.jsonl'}")
         return 0
 
-    from seal.adapt import report_markdown, run_adapt
     import json
+
+    if config.command == "train":
+        from seal.rest_em import plot_rewards, train, train_report
+
+        history = train(config, run_dir)
+        report = train_report(history, f"seal train: {config.data.source}, model {config.model.name}")
+        (run_dir / "report.md").write_text(report)
+        plot_rewards(history, run_dir / "rewards.png")
+        print()
+        print(report)
+        return 0
+
+    from seal.adapt import report_markdown, run_adapt
 
     summary = run_adapt(config, run_dir)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))

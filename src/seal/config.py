@@ -148,6 +148,50 @@ class InnerLoopConfig:
             raise SealError(f"inner.answer_max_new_tokens must be between 1 and 4096, not {self.answer_max_new_tokens}")
 
 
+@dataclass
+class SFTConfig:
+    """ReST-EM's M-step: fine-tuning the generator on kept (prompt, self-edit) pairs (paper defaults)."""
+
+    rank: int = 64
+    alpha: int = 128
+    lr: float = 3e-4
+    epochs: int = 2
+    batch_size: int = 1
+    max_seq_len: int = 1024
+
+    def validate(self) -> None:
+        if not 1 <= self.rank <= 4096 or self.alpha <= 0:
+            raise SealError(f"train.sft.rank must be in [1, 4096] and alpha positive, not {self.rank}, {self.alpha}")
+        if not (0.0 < self.lr <= 1.0) or math.isnan(self.lr):
+            raise SealError(f"train.sft.lr must be in (0, 1], not {self.lr}")
+        if not 1 <= self.epochs <= 1000 or self.batch_size < 1 or self.max_seq_len < 8:
+            raise SealError("train.sft: epochs must be in [1, 1000], batch_size >= 1 and max_seq_len >= 8")
+
+
+@dataclass
+class TrainConfig:
+    """The ReST-EM outer loop (`seal train`)."""
+
+    rounds: int = 2
+    """Rounds of (sample k self-edits per passage, run their inner loops, keep the best, SFT the generator)."""
+    passages_per_round: int = 50
+    """A fresh batch of training passages per round, drawn (seeded) from the data source's passages."""
+    selection: str = "best"
+    """best: keep each passage's best self-edit if it beats the passage's baseline;
+    beats-baseline: keep every self-edit whose reward beats the baseline."""
+    seed: int = 0
+    sft: SFTConfig = field(default_factory=SFTConfig)
+
+    def validate(self) -> None:
+        if not 1 <= self.rounds <= 100:
+            raise SealError(f"train.rounds must be between 1 and 100, not {self.rounds}")
+        if self.passages_per_round < 1:
+            raise SealError(f"train.passages_per_round must be at least 1, not {self.passages_per_round}")
+        if self.selection not in ("best", "beats-baseline"):
+            raise SealError(f"train.selection must be best or beats-baseline, not {self.selection!r}")
+        self.sft.validate()
+
+
 CONDITIONS_HELP = (
     "passage (train on the passage only), data (self-edits stored in the data file), "
     "model (self-edits sampled now from the model), generator:MODEL (self-edits sampled from another "
@@ -171,9 +215,10 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     inner: InnerLoopConfig = field(default_factory=InnerLoopConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> "RunConfig":
-        for part in (self.model, self.data, self.sampling, self.inner):
+        for part in (self.model, self.data, self.sampling, self.inner, self.train):
             part.validate()
         if not self.conditions:
             raise SealError("name at least one condition: " + CONDITIONS_HELP)

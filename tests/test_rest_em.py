@@ -1,0 +1,128 @@
+"""ReST-EM on a tiny random Llama: a full round in seconds, exact resume, SFT on the kept pairs only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from seal.config import InnerLoopConfig, ModelConfig, RunConfig, SamplingConfig, SFTConfig, TrainConfig, DataConfig
+from seal.knowledge.grading import Grader
+from seal.knowledge.prompts import self_edit_prompt
+from seal.models import load_model
+from seal.rest_em import select_self_edits, train
+from seal.sft import encode_pair, sft_generator
+
+
+def length_grader(questions, golds, predictions):
+    """A deterministic stand-in for the QA grader, so that a random model's self-edits get varied rewards."""
+    return [float(len(p) % 3 == 0) for p in predictions]
+
+
+def tiny_train_config(model_path, rounds=2) -> RunConfig:
+    return RunConfig(
+        command="train",
+        model=ModelConfig(name=str(model_path), device="cpu"),
+        data=DataConfig(source="fictional", num_passages=6),
+        sampling=SamplingConfig(k=3, temperature=1.0, max_new_tokens=12, seed=0),
+        inner=InnerLoopConfig(rank=4, alpha=8, lr=0.05, epochs=2, answer_max_new_tokens=5, seeds=[0, 1],
+                              target_modules=["q_proj", "v_proj"]),
+        train=TrainConfig(rounds=rounds, passages_per_round=3, sft=SFTConfig(rank=4, alpha=8, lr=1e-2, epochs=1)),
+    ).validate()
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return AutoModelForCausalLM.from_pretrained(path).state_dict()
+
+
+def test_two_rounds_on_a_tiny_model(tmp_path, tiny_model_path):
+    config = tiny_train_config(tiny_model_path)
+    history = train(config, tmp_path, grader=Grader("judge", length_grader))
+
+    assert [h["round"] for h in history] == [0, 1]
+    first = history[0]
+    assert first["generator_in"] == str(tiny_model_path)
+    assert history[1]["generator_in"] == first["generator_out"] == str(tmp_path / "round-0" / "generator")
+    assert first["self_edits"] == 3 * 3 and first["seeds"] == [0, 1]
+
+    round0 = tmp_path / "round-0"
+    trials = [json.loads(line) for line in (round0 / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) == 3 * 3 * 2
+    kept = [json.loads(line) for line in (round0 / "kept.jsonl").read_text().splitlines()]
+    assert first["kept"] == len(kept) > 0 and first["sft"]["pairs"] == len(kept)
+    for k in kept:  # the kept self-edit is its passage's best, and beats the passage's baseline
+        mine = [t["accuracy"] for t in trials if t["passage_id"] == k["passage_id"] and t["self_edit_index"] == k["self_edit_index"]]
+        others = {}
+        for t in trials:
+            if t["passage_id"] == k["passage_id"]:
+                others.setdefault(t["self_edit_index"], []).append(t["accuracy"])
+        assert k["reward"] == sum(mine) / len(mine) == max(sum(v) / len(v) for v in others.values())
+        assert k["reward"] > k["baseline"]
+
+    base, trained = weights(tiny_model_path), weights(round0 / "generator")
+    assert base.keys() == trained.keys()
+    assert any(not torch.equal(base[n], trained[n]) for n in base), "SFT did not change the generator"
+    # Round batches are drawn from the pool with a recorded seed, differently per round.
+    batch0 = json.loads((round0 / "passages.json").read_text())
+    batch1 = json.loads((tmp_path / "round-1" / "passages.json").read_text())
+    assert len(batch0) == len(batch1) == 3 and batch0 != batch1
+
+
+def test_killed_round_resumes_without_repeating_a_trial(tmp_path, tiny_model_path):
+    config = tiny_train_config(tiny_model_path, rounds=1)
+    calls = {"n": 0}
+
+    def dying_grader(questions, golds, predictions):
+        calls["n"] += 1
+        if calls["n"] == 3 + 7:  # 3 baselines, then killed during the 7th trial
+            raise KeyboardInterrupt
+        return length_grader(questions, golds, predictions)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path, grader=Grader("judge", dying_grader))
+    before = (tmp_path / "round-0" / "trials.jsonl").read_text()
+    assert len(before.splitlines()) == 6 and not (tmp_path / "round-0" / "round.json").exists()
+
+    history = train(config, tmp_path, grader=Grader("judge", length_grader))
+    after = (tmp_path / "round-0" / "trials.jsonl").read_text()
+    assert after.startswith(before)
+    keys = [(t["passage_id"], t["self_edit_index"], t["seed"]) for t in map(json.loads, after.splitlines())]
+    assert len(keys) == len(set(keys)) == 3 * 3 * 2
+    assert len((tmp_path / "round-0" / "baselines.jsonl").read_text().splitlines()) == 3
+    # and the resumed round equals an uninterrupted one
+    fresh = train(config, tmp_path / "fresh", grader=Grader("judge", length_grader))
+    assert history[0]["mean_reward"] == fresh[0]["mean_reward"] and history[0]["kept"] == fresh[0]["kept"]
+
+
+def test_sft_trains_on_exactly_the_given_pairs(tiny_model_path, passage):
+    loaded = load_model(ModelConfig(name=str(tiny_model_path), device="cpu"))
+    prompt = self_edit_prompt("implications", passage)
+    kept, not_kept = "Vesu lies by a river.\nIt is old.", "Zorb bells and nine foxes."
+    ids, labels = encode_pair(loaded.tokenizer, prompt, kept, 4096)
+    n_prompt = labels.count(-100)
+    assert n_prompt > 0 and labels[n_prompt:] == ids[n_prompt:] and labels[-1] == loaded.tokenizer.eos_token_id
+
+    def completion_loss(text):
+        i, lab = encode_pair(loaded.tokenizer, prompt, text, 4096)
+        with torch.no_grad():
+            return loaded.model(input_ids=torch.tensor([i]), labels=torch.tensor([lab])).loss.item()
+
+    before = {n: p.clone() for n, p in loaded.model.state_dict().items()}
+    kept_before, other_before = completion_loss(kept), completion_loss(not_kept)
+    stats = sft_generator(loaded, [(prompt, kept)], SFTConfig(rank=8, alpha=16, lr=2e-2, epochs=8), seed=0)
+    assert stats["pairs"] == 1 and stats["epoch_losses"][-1] < stats["epoch_losses"][0]
+    after = loaded.model.state_dict()
+    assert after.keys() == before.keys(), "the LoRA adapter was not merged away"
+    assert any(not torch.equal(before[n], after[n]) for n in before)
+    kept_drop = kept_before - completion_loss(kept)
+    other_drop = other_before - completion_loss(not_kept)
+    assert kept_drop > 1.0 and kept_drop > 3 * other_drop
+
+
+def test_selection_rules():
+    rewards = {"a": [0.0, 0.0], "b": [0.4, 0.4, 0.1]}
+    assert select_self_edits(rewards, {"a": 0.0, "b": 0.0}) == {"b": [0]}  # ties go to the first sample
+    assert select_self_edits(rewards, {"a": 0.0, "b": 0.4}) == {}
+    assert select_self_edits(rewards, {"a": 0.0, "b": 0.0}, "beats-baseline") == {"b": [0, 1, 2]}
