@@ -169,3 +169,29 @@ def test_self_edits_sampled_from_another_generator(tmp_path, tiny_model_path):
         assert len(records) == 2 and all(len(r["self_edits"]) == 2 for r in records)
     trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
     assert len(trials) == 2 * 2 * 2  # 2 conditions x 2 passages x k=2
+
+
+def test_cpt_trains_one_adapter_per_condition_and_seed(tmp_path, tiny_model_path):
+    runs = tmp_path / "runs"
+    argv = ["cpt", "--data", data_file(tmp_path, n=3), "--condition", "passage", "--condition", "data",
+            "--seeds", "0,1", *tiny_flags(tiny_model_path, runs)]
+    assert main(argv) == 0
+    [run_dir] = list(runs.iterdir())
+    runs_ = [json.loads(line) for line in (run_dir / "cpt.jsonl").read_text().splitlines()]
+    assert [(r["condition"], r["seed"]) for r in runs_] == [("passage", 0), ("passage", 1), ("data", 0), ("data", 1)]
+    # passage: 3 passages; data: 3 passages + 3 x (2 + 1) self-edit lines
+    assert [r["n_sequences"] for r in runs_] == [3, 3, 12, 12]
+    assert all(len(r["passages"]) == 3 for r in runs_)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["setting"] == "cpt" and summary["conditions"]["data"]["trials"] == 6
+
+
+def test_eval_adds_a_condition_per_train_round(tmp_path, tiny_model_path):
+    from seal.cli import build_parser, config_from_args
+
+    for r, out in enumerate([tmp_path / "round-0" / "generator", tmp_path / "round-1" / "generator"]):
+        out.mkdir(parents=True)
+        (out.parent / "round.json").write_text(json.dumps({"generator_out": str(out)}))
+    args = build_parser().parse_args(["eval", "--condition", "passage", "--train-run", str(tmp_path)])
+    assert config_from_args(args).conditions == ["passage", f"generator:{tmp_path / 'round-0' / 'generator'}",
+                                                 f"generator:{tmp_path / 'round-1' / 'generator'}"]

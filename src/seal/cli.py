@@ -4,6 +4,9 @@
     seal generate --data FILE -k 5              # sample self-edits for passages into a new run directory
     seal adapt --data FILE --condition passage --condition data   # trials, baseline vs adapted accuracy
     seal adapt --resume runs/20261125-150000-adapt               # finish an interrupted run
+    seal train --rounds 3 --passages-per-round 8 -k 3            # ReST-EM on fictional passages
+    seal eval --condition passage --condition model --train-run runs/...-train   # the single-passage table
+    seal cpt --data FILE --num-passages 200 --condition passage --condition data # one adapter, many passages
 
 Flags fill the dataclasses of seal.config (a YAML file given with --config fills them
 first; flags win). Offline by default: HF_HUB_OFFLINE=1 unless SEAL_ONLINE=1.
@@ -39,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                             ("adapt", "run inner-loop trials and report baseline vs adapted accuracy"),
                             ("generate", "sample self-edits for passages"),
                             ("train", "ReST-EM rounds: sample self-edits, reward them, SFT the generator on the best"),
-                            ("eval", "the single-passage table: every condition through the same inner loop")]:
+                            ("eval", "the single-passage table: every condition through the same inner loop"),
+                            ("cpt", "continued pretraining: one adapter on the self-edits of all passages at once")]:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--config", help="YAML file filling the run config (flags override it)")
         p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
@@ -81,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--grader", dest="inner.grader", choices=GRADERS)
         g.add_argument("--judge-model", dest="inner.judge_model", help="'local', a model path, or an endpoint model name")
         g.add_argument("--judge-url", dest="inner.judge_url", help="OpenAI-compatible base URL ($OPENAI_API_KEY)")
-        if name == "eval":
+        if name in ("eval", "cpt"):
             p.add_argument("--train-run", dest="train_run", action="append",
                            help="add a condition per ReST-EM round of this `seal train` run (generator:ROUND/generator)")
         if name != "train":
@@ -173,7 +177,12 @@ def _run(args: argparse.Namespace) -> int:
 
     from seal.adapt import report_markdown, run_adapt
 
-    summary = run_adapt(config, run_dir)
+    if config.command == "cpt":
+        from seal.cpt import run_cpt
+
+        summary = run_cpt(config, run_dir)
+    else:
+        summary = run_adapt(config, run_dir)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     report = report_markdown(summary, f"seal {config.command}: {config.data.source}, model {config.model.name}")
     (run_dir / "report.md").write_text(report)

@@ -139,10 +139,15 @@ def train_adapter(loaded: LoadedModel, model: torch.nn.Module, token_ids: list[l
     return stats
 
 
-def answer_questions(loaded: LoadedModel, passage: Passage, cfg: InnerLoopConfig) -> list[str]:
-    """Greedy no-context answers to every question of `passage`, in one batched decode."""
-    prompts = [question_prompt(q.question) for q in passage.questions]
-    return greedy_answers(loaded, prompts, max_new_tokens=cfg.answer_max_new_tokens, batch_size=cfg.answer_batch_size)
+def answer_questions(loaded: LoadedModel, passages: list[Passage], cfg: InnerLoopConfig) -> list[list[str]]:
+    """Greedy no-context answers to every question of `passages`, in one batched decode, per passage."""
+    prompts = [question_prompt(q.question) for p in passages for q in p.questions]
+    flat = greedy_answers(loaded, prompts, max_new_tokens=cfg.answer_max_new_tokens, batch_size=cfg.answer_batch_size)
+    out, i = [], 0
+    for p in passages:
+        out.append(flat[i:i + len(p.questions)])
+        i += len(p.questions)
+    return out
 
 
 def grade_answers(passage: Passage, answers: list[str], grader: Grader) -> list[dict]:
@@ -155,7 +160,7 @@ def baseline_answers(loaded: LoadedModel, model: torch.nn.Module, passage: Passa
                      grader: Grader) -> list[dict]:
     """The un-adapted model's graded answers (the adapter switched off)."""
     with model.disable_adapter():
-        return grade_answers(passage, answer_questions(loaded, passage, cfg), grader)
+        return grade_answers(passage, answer_questions(loaded, [passage], cfg)[0], grader)
 
 
 def run_trial(loaded: LoadedModel, model: torch.nn.Module, passage: Passage, self_edit: str | None,
@@ -172,16 +177,7 @@ def run_trial(loaded: LoadedModel, model: torch.nn.Module, passage: Passage, sel
         record.update(status="empty_self_edit", accuracy=0.0, answers=[], train=None,
                       timings={"train_s": 0.0, "eval_s": 0.0})
         return record
-    torch.manual_seed(seed)
-    reset_adapter(model, seed)
-    token_ids = tokenize_sequences(loaded.tokenizer, sequences, cfg.max_seq_len)
-    try:
-        stats = train_adapter(loaded, model, token_ids, cfg, seed)
-        start = time.perf_counter()
-        graded = grade_answers(passage, answer_questions(loaded, passage, cfg), grader)
-        eval_s = time.perf_counter() - start
-    finally:
-        reset_adapter(model, seed)  # leave the model exactly at the base model between trials
+    stats, [graded], eval_s = adapt_and_answer(loaded, model, sequences, [passage], seed, cfg, grader)
     record.update(
         status="ok",
         accuracy=sum(g["score"] for g in graded) / len(graded),
@@ -190,3 +186,22 @@ def run_trial(loaded: LoadedModel, model: torch.nn.Module, passage: Passage, sel
         timings={"train_s": round(stats.seconds, 3), "eval_s": round(eval_s, 3)},
     )
     return record
+
+
+def adapt_and_answer(loaded: LoadedModel, model: torch.nn.Module, sequences: list[str], passages: list[Passage],
+                     seed: int, cfg: InnerLoopConfig, grader: Grader) -> tuple[TrainStats, list[list[dict]], float]:
+    """Train a fresh adapter (from `seed`) on `sequences`, answer every question of `passages`, reset.
+
+    Returns the training statistics, the graded answers per passage and the evaluation time.
+    """
+    torch.manual_seed(seed)
+    reset_adapter(model, seed)
+    token_ids = tokenize_sequences(loaded.tokenizer, sequences, cfg.max_seq_len)
+    try:
+        stats = train_adapter(loaded, model, token_ids, cfg, seed)
+        start = time.perf_counter()
+        graded = [grade_answers(p, a, grader) for p, a in zip(passages, answer_questions(loaded, passages, cfg))]
+        eval_s = time.perf_counter() - start
+    finally:
+        reset_adapter(model, seed)  # leave the model exactly at the base model between trials
+    return stats, graded, eval_s
