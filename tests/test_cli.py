@@ -195,3 +195,26 @@ def test_eval_adds_a_condition_per_train_round(tmp_path, tiny_model_path):
     args = build_parser().parse_args(["eval", "--condition", "passage", "--train-run", str(tmp_path)])
     assert config_from_args(args).conditions == ["passage", f"generator:{tmp_path / 'round-0' / 'generator'}",
                                                  f"generator:{tmp_path / 'round-1' / 'generator'}"]
+
+
+def test_generate_then_adapt_on_the_generated_self_edits(tmp_path, tiny_model_path):
+    runs = tmp_path / "runs"
+    common = ["--data", data_file(tmp_path, n=3, self_edits=False), "--model", str(tiny_model_path),
+              "--device", "cpu", "--runs-root", str(runs), "--max-new-tokens", "10", "-k", "2", "--gen-batch-size", "2"]
+    assert main(["generate", *common]) == 0
+    [gen_dir] = list(runs.iterdir())
+    records = [json.loads(line) for line in (gen_dir / "self_edits.jsonl").read_text().splitlines()]
+    assert [r["passage_index"] for r in records] == [0, 1, 2] and all(len(r["self_edits"]) == 2 for r in records)
+
+    # A generation killed after its first chunk resumes with the same samples it would have drawn.
+    lines = (gen_dir / "self_edits.jsonl").read_text().splitlines()
+    (gen_dir / "self_edits.jsonl").write_text("\n".join(lines[:2]) + "\n")
+    assert main(["generate", "--resume", str(gen_dir)]) == 0
+    assert (gen_dir / "self_edits.jsonl").read_text().splitlines() == lines
+
+    assert main(["adapt", "--data", data_file(tmp_path, n=3, self_edits=False), "--condition", str(gen_dir),
+                 *tiny_flags(tiny_model_path, runs), "--name", "on-generated"]) == 0
+    [adapt_dir] = list(runs.glob("*on-generated"))
+    trials = [json.loads(line) for line in (adapt_dir / "trials.jsonl").read_text().splitlines()]
+    by_id = {r["passage_id"]: r["self_edits"] for r in records}
+    assert len(trials) == 6 and all(t["self_edit"] == by_id[t["passage_id"]][t["self_edit_index"]] for t in trials)
