@@ -123,3 +123,18 @@ def test_unknown_target_module_is_a_clear_error(tiny, fast_inner):
 
     with pytest.raises(SealError, match="not in this model"):
         attach_lora(tiny.model, dataclasses.replace(fast_inner, target_modules=["c_attn"]))
+
+
+def test_local_judge_judges_with_the_adapter_off(tiny, tiny_model_path, fast_inner):
+    from seal.config import ModelConfig
+    from seal.knowledge.grading import LocalJudge
+    from seal.models import load_model
+
+    model = attach_lora(tiny.model, fast_inner)
+    with torch.no_grad():  # an adapter mid-trial: far from the base model
+        for name, p in lora_parameters(model):
+            p.normal_(0, 1.0, generator=torch.Generator().manual_seed(len(name)))
+    triples = (["Which river?", "When?"], ["Besheidoux", "1310"], ["the Besheidoux", "in 1290"])
+    fresh = LocalJudge(load_model(ModelConfig(name=str(tiny_model_path), device="cpu")))
+    assert LocalJudge(tiny, model).replies(*triples) == fresh.replies(*triples)
+    assert LocalJudge(tiny).replies(*triples) != fresh.replies(*triples)  # the perturbed adapter does matter

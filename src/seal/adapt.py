@@ -50,14 +50,15 @@ def passages_for(config: RunConfig) -> list[Passage]:
     return load_passages(d.source, d.num_passages, d.offset, d.fictional_seed)
 
 
-def make_grader(config: RunConfig, loaded: LoadedModel) -> Grader:
+def make_grader(config: RunConfig, loaded: LoadedModel, adapted=None) -> Grader:
+    """The configured grader; a local judge on the model being adapted judges with its adapter off."""
     inner = config.inner
     if inner.grader != "judge":
         return Grader(inner.grader)
     if inner.judge_url:
         return Grader("judge", EndpointJudge(inner.judge_model, inner.judge_url))
     if inner.judge_model == "local":
-        return Grader("judge", LocalJudge(loaded))
+        return Grader("judge", LocalJudge(loaded, adapted))
     from seal.config import ModelConfig
 
     return Grader("judge", LocalJudge(load_model(ModelConfig(name=inner.judge_model, device=config.model.device))))
@@ -109,7 +110,7 @@ def run_adapt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = Non
         timings["generate_s"] = time.perf_counter() - start
 
     model = attach_lora(loaded.model, config.inner)
-    grader = make_grader(config, loaded)
+    grader = make_grader(config, loaded, model)
     specs = plan_trials(config, passages, generated)
 
     start = time.perf_counter()

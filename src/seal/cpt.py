@@ -32,7 +32,7 @@ def run_cpt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = None)
     generated = {c: sample_condition(c, run_dir, loaded, passages, config)
                  for c in config.conditions if c == "model" or c.startswith("generator:")}
     model = attach_lora(loaded.model, config.inner)
-    grader = make_grader(config, loaded)
+    grader = make_grader(config, loaded, model)
     baselines = ensure_baselines(run_dir, loaded, model, passages, config.inner, grader)
     specs = plan_trials(config, passages, generated)
 

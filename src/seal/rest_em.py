@@ -106,7 +106,7 @@ def run_round(config: RunConfig, pool: list[Passage], r: int, generator: str, ro
     timings["generate_s"] = time.perf_counter() - t
 
     model = attach_lora(loaded.model, config.inner)
-    grader = grader or make_grader(config, loaded)
+    grader = grader or make_grader(config, loaded, model)
     t = time.perf_counter()
     baselines = ensure_baselines(round_dir, loaded, model, passages, config.inner, grader)
     timings["baseline_s"] = time.perf_counter() - t

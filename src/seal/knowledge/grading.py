@@ -143,23 +143,23 @@ class EndpointJudge:
 
 
 class LocalJudge:
-    """An LLM judge run greedily on a local causal LM (with any LoRA adapter switched off)."""
+    """An LLM judge run greedily on a local causal LM, with any LoRA adapter of `adapted` switched off."""
 
-    def __init__(self, loaded, batch_size: int = 16):
-        self.loaded, self.batch_size = loaded, batch_size
+    def __init__(self, loaded, adapted=None, batch_size: int = 16):
+        self.loaded, self.adapted, self.batch_size = loaded, adapted, batch_size
 
-    def __call__(self, questions, golds, predictions):
+    def replies(self, questions, golds, predictions) -> list[str]:
+        import contextlib
+
         from seal.generation import greedy_answers
 
         prompts = [judge_prompt(q, g, p) for q, g, p in zip(questions, golds, predictions)]
-        model = self.loaded.model
-        disable = getattr(model, "disable_adapter", None)
-        if disable is not None:
-            with disable():
-                replies = greedy_answers(self.loaded, prompts, max_new_tokens=3, batch_size=self.batch_size)
-        else:
-            replies = greedy_answers(self.loaded, prompts, max_new_tokens=3, batch_size=self.batch_size)
-        return [parse_verdict(r) for r in replies]
+        disable = getattr(self.adapted, "disable_adapter", None)
+        with disable() if disable is not None else contextlib.nullcontext():
+            return greedy_answers(self.loaded, prompts, max_new_tokens=3, batch_size=self.batch_size)
+
+    def __call__(self, questions, golds, predictions):
+        return [parse_verdict(r) for r in self.replies(questions, golds, predictions)]
 
 
 class Grader:
