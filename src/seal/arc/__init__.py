@@ -1,0 +1,1 @@
+"""The few-shot (ARC) domain: tasks, augmentations, recipes as self-edits, test-time training, voting."""

@@ -1,0 +1,1 @@
+"""The knowledge-incorporation domain: passages, self-edit prompts, graders."""

