@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from tqdm.auto import tqdm
 
 from seal.config import InnerLoopConfig
 from seal.errors import SealError
@@ -95,11 +96,12 @@ def tokenize_sequences(tokenizer, sequences: list[str], max_len: int) -> list[li
 
 def train_adapter(loaded: LoadedModel, model: torch.nn.Module, token_ids: list[list[int]],
                   cfg: InnerLoopConfig, seed: int, lr: float | None = None, epochs: int | None = None,
-                  labels: list[list[int]] | None = None) -> TrainStats:
+                  labels: list[list[int]] | None = None, desc: str | None = None) -> TrainStats:
     """Fine-tune the (already reset) adapter on `token_ids`; only LoRA tensors receive gradients.
 
     `labels` (same shapes, -100 where no loss is taken) restricts the loss, e.g. to an ARC
-    output grid; by default every real token is a target.
+    output grid or a self-edit after its prompt; by default every real token is a target.
+    Only `cfg.lr`, `cfg.epochs` and `cfg.batch_size` are read. `desc` shows a progress bar.
     """
     lr = cfg.lr if lr is None else lr
     epochs = cfg.epochs if epochs is None else epochs
@@ -111,6 +113,7 @@ def train_adapter(loaded: LoadedModel, model: torch.nn.Module, token_ids: list[l
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
     pad = loaded.tokenizer.pad_token_id
     stats = TrainStats(steps=0, tokens=0, seconds=0.0)
+    progress = tqdm(total=total, desc=desc, unit="step", leave=False, disable=desc is None)
     start = time.perf_counter()
     model.train()
     try:
@@ -142,8 +145,10 @@ def train_adapter(loaded: LoadedModel, model: torch.nn.Module, token_ids: list[l
                 loss_tokens += n_targets
                 stats.steps += 1
                 stats.tokens += int(mask.sum())
+                progress.update(1)
             stats.epoch_losses.append(loss_sum / max(loss_tokens, 1))
     finally:
+        progress.close()
         model.eval()
         stats.seconds = time.perf_counter() - start
     return stats

@@ -8,15 +8,11 @@ round samples from (and adapts) an ordinary model that `save_pretrained` writes 
 
 from __future__ import annotations
 
-import math
-import random
-import time
-
 import torch
-from tqdm.auto import tqdm
 
-from seal.config import ALL_PROJECTIONS, SFTConfig
+from seal.config import ALL_PROJECTIONS, InnerLoopConfig, SFTConfig
 from seal.errors import SealError
+from seal.inner_loop import NonFiniteLoss, train_adapter
 from seal.models import LoadedModel, format_prompt
 
 
@@ -45,40 +41,13 @@ def sft_generator(loaded: LoadedModel, pairs: list[tuple[str, str]], cfg: SFTCon
     targets = [m for m in ALL_PROJECTIONS if m in present] or ["q_proj", "v_proj"]
     model = get_peft_model(loaded.model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0,
                                                      target_modules=targets, task_type="CAUSAL_LM"))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    total = math.ceil(len(examples) / cfg.batch_size) * cfg.epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
-    pad = loaded.tokenizer.pad_token_id
-    order_rng = random.Random(seed)
-    epoch_losses = []
-    start = time.perf_counter()
-    model.train()
-    progress = tqdm(total=total, desc="sft generator", unit="step", leave=False)
-    for _ in range(cfg.epochs):
-        order = list(range(len(examples)))
-        order_rng.shuffle(order)
-        loss_sum, n_tokens = 0.0, 0
-        for b in range(0, len(order), cfg.batch_size):
-            batch = [examples[i] for i in order[b:b + cfg.batch_size]]
-            width = max(len(ids) for ids, _ in batch)
-            input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch], device=loaded.device)
-            labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch], device=loaded.device)
-            mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch], device=loaded.device)
-            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-            if not torch.isfinite(loss):
-                raise SealError(f"generator SFT loss became {loss.item()}; lower train.sft.lr ({cfg.lr})")
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            targets_in_batch = int((labels[:, 1:] != -100).sum())
-            loss_sum += loss.item() * targets_in_batch
-            n_tokens += targets_in_batch
-            progress.update(1)
-        epoch_losses.append(loss_sum / max(n_tokens, 1))
-    progress.close()
+    schedule = InnerLoopConfig(lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size)
+    try:
+        stats = train_adapter(loaded, model, [ids for ids, _ in examples], schedule, seed,
+                              labels=[labels for _, labels in examples], desc="sft generator")
+    except NonFiniteLoss as err:
+        raise SealError(f"generator SFT: {err} (train.sft.lr)") from None
     loaded.model = model.merge_and_unload()
     loaded.model.eval()
-    return {"pairs": len(examples), "steps": total, "epoch_losses": epoch_losses,
-            "seconds": round(time.perf_counter() - start, 2)}
+    return {"pairs": len(examples), "steps": stats.steps, "epoch_losses": stats.epoch_losses,
+            "seconds": round(stats.seconds, 2)}
