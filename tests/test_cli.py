@@ -218,3 +218,12 @@ def test_generate_then_adapt_on_the_generated_self_edits(tmp_path, tiny_model_pa
     trials = [json.loads(line) for line in (adapt_dir / "trials.jsonl").read_text().splitlines()]
     by_id = {r["passage_id"]: r["self_edits"] for r in records}
     assert len(trials) == 6 and all(t["self_edit"] == by_id[t["passage_id"]][t["self_edit_index"]] for t in trials)
+
+
+def test_data_condition_without_stored_self_edits_fails_before_any_work(tmp_path, capsys, tiny_model_path):
+    runs = tmp_path / "runs"
+    code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path, self_edits=False), "--condition", "data",
+                                 *tiny_flags(tiny_model_path, runs)])
+    assert code == 2
+    assert_one_clear_line(err, "condition 'data' needs self_edits")
+    assert not runs.exists()

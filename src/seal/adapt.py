@@ -50,6 +50,15 @@ def passages_for(config: RunConfig) -> list[Passage]:
     return load_passages(d.source, d.num_passages, d.offset, d.fictional_seed)
 
 
+def check_conditions(config: RunConfig, passages: list[Passage]) -> None:
+    """Fail before any slow stage when a condition cannot be met by these passages."""
+    if "data" in config.conditions:
+        for i, passage in enumerate(passages):
+            if not passage.self_edits:
+                raise SealError(f"condition 'data' needs self_edits in the data file, and passage {i} "
+                                f"({passage.title!r}) has none")
+
+
 def make_grader(config: RunConfig, loaded: LoadedModel, adapted=None) -> Grader:
     """The configured grader; a local judge on the model being adapted judges with its adapter off."""
     inner = config.inner
@@ -81,9 +90,6 @@ def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str,
             if condition == "passage":
                 edits: list[str | None] = [None]
             elif condition == "data":
-                if not passage.self_edits:
-                    raise SealError(f"condition 'data' needs self_edits in the data file, and passage {i} "
-                                    f"({passage.title!r}) has none")
                 edits = list(passage.self_edits)
             else:
                 if passage.id not in stored:
@@ -101,6 +107,7 @@ def run_adapt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = Non
     """Run (or resume) every trial of `config` in `run_dir`; return the summary."""
     timings: dict[str, float] = {}
     passages = passages_for(config)
+    check_conditions(config, passages)
     loaded = loaded or load_model(config.model)
 
     start = time.perf_counter()

@@ -160,9 +160,9 @@ def _run(args: argparse.Namespace) -> int:
 
             load_tasks(config)  # bad input fails here, before a run directory is made
         else:
-            from seal.adapt import passages_for
+            from seal.adapt import check_conditions, passages_for
 
-            passages_for(config)
+            check_conditions(config, passages_for(config))
         run_dir = start_run(config)
         print(f"seal {config.command}: run directory {run_dir}")
 
