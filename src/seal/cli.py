@@ -147,6 +147,16 @@ def generator_conditions(train_run: str) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    run_dir, config = _open_run(args)
+    try:
+        return _execute(config, run_dir)
+    except KeyboardInterrupt:
+        print(f"\nseal: interrupted; every finished record is saved. Continue with: "
+              f"seal {config.command} --resume {run_dir}", file=sys.stderr)
+        return 130
+
+
+def _open_run(args: argparse.Namespace):
     from seal.runs import load_run_config, start_run
 
     if args.resume:
@@ -165,6 +175,10 @@ def _run(args: argparse.Namespace) -> int:
             check_conditions(config, passages_for(config))
         run_dir = start_run(config)
         print(f"seal {config.command}: run directory {run_dir}")
+    return run_dir, config
+
+
+def _execute(config: RunConfig, run_dir: Path) -> int:
 
     if config.command == "generate":
         from seal.adapt import passages_for
@@ -235,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seal: error: {err}", file=sys.stderr)
         return 1 if isinstance(err, NonFiniteLoss) else 2
     except KeyboardInterrupt:
-        print("\nseal: interrupted; finished trials are saved, continue with: seal adapt --resume RUN_DIR", file=sys.stderr)
+        print("\nseal: interrupted", file=sys.stderr)
         return 130
 
 
