@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from seal.config import InnerLoopConfig, ModelConfig, RunConfig, SamplingConfig, SFTConfig, TrainConfig, DataConfig
+from seal.knowledge.domain import KnowledgeDomain
 from seal.knowledge.grading import Grader
 from seal.knowledge.prompts import self_edit_prompt
 from seal.models import load_model
@@ -39,7 +40,7 @@ def weights(path) -> dict[str, torch.Tensor]:
 
 def test_two_rounds_on_a_tiny_model(tmp_path, tiny_model_path):
     config = tiny_train_config(tiny_model_path)
-    history = train(config, tmp_path, grader=Grader("judge", length_grader))
+    history = train(config, tmp_path, KnowledgeDomain(Grader("judge", length_grader)))
 
     assert [h["round"] for h in history] == [0, 1]
     first = history[0]
@@ -53,10 +54,10 @@ def test_two_rounds_on_a_tiny_model(tmp_path, tiny_model_path):
     kept = [json.loads(line) for line in (round0 / "kept.jsonl").read_text().splitlines()]
     assert first["kept"] == len(kept) > 0 and first["sft"]["pairs"] == len(kept)
     for k in kept:  # the kept self-edit is its passage's best, and beats the passage's baseline
-        mine = [t["accuracy"] for t in trials if t["passage_id"] == k["passage_id"] and t["self_edit_index"] == k["self_edit_index"]]
+        mine = [t["accuracy"] for t in trials if t["passage_id"] == k["item_id"] and t["self_edit_index"] == k["self_edit_index"]]
         others = {}
         for t in trials:
-            if t["passage_id"] == k["passage_id"]:
+            if t["passage_id"] == k["item_id"]:
                 others.setdefault(t["self_edit_index"], []).append(t["accuracy"])
         assert k["reward"] == sum(mine) / len(mine) == max(sum(v) / len(v) for v in others.values())
         assert k["reward"] > k["baseline"]
@@ -81,18 +82,18 @@ def test_killed_round_resumes_without_repeating_a_trial(tmp_path, tiny_model_pat
         return length_grader(questions, golds, predictions)
 
     with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path, grader=Grader("judge", dying_grader))
+        train(config, tmp_path, KnowledgeDomain(Grader("judge", dying_grader)))
     before = (tmp_path / "round-0" / "trials.jsonl").read_text()
     assert len(before.splitlines()) == 6 and not (tmp_path / "round-0" / "round.json").exists()
 
-    history = train(config, tmp_path, grader=Grader("judge", length_grader))
+    history = train(config, tmp_path, KnowledgeDomain(Grader("judge", length_grader)))
     after = (tmp_path / "round-0" / "trials.jsonl").read_text()
     assert after.startswith(before)
     keys = [(t["passage_id"], t["self_edit_index"], t["seed"]) for t in map(json.loads, after.splitlines())]
     assert len(keys) == len(set(keys)) == 3 * 3 * 2
     assert len((tmp_path / "round-0" / "baselines.jsonl").read_text().splitlines()) == 3
     # and the resumed round equals an uninterrupted one
-    fresh = train(config, tmp_path / "fresh", grader=Grader("judge", length_grader))
+    fresh = train(config, tmp_path / "fresh", KnowledgeDomain(Grader("judge", length_grader)))
     assert history[0]["mean_reward"] == fresh[0]["mean_reward"] and history[0]["kept"] == fresh[0]["kept"]
 
 
@@ -126,3 +127,26 @@ def test_selection_rules():
     assert select_self_edits(rewards, {"a": 0.0, "b": 0.0}) == {"b": [0]}  # ties go to the first sample
     assert select_self_edits(rewards, {"a": 0.0, "b": 0.4}) == {}
     assert select_self_edits(rewards, {"a": 0.0, "b": 0.0}, "beats-baseline") == {"b": [0, 1, 2]}
+
+
+def test_arc_round_keeps_no_invalid_recipe(tmp_path, tiny_model_path):
+    """A random model writes no valid recipe: every trial falls back to the no-op adapter and nothing is kept."""
+    from dataclasses import replace
+
+    from seal.arc.domain import ArcDomain
+    from seal.config import ArcConfig
+
+    challenges = {f"t{i}": {"train": [{"input": [[i, 1], [0, 2]], "output": [[1, i], [2, 0]]},
+                                      {"input": [[3, 4]], "output": [[4, 3]]}],
+                            "test": [{"input": [[5, 6]]}]} for i in range(3)}
+    (tmp_path / "c.json").write_text(json.dumps(challenges))
+    (tmp_path / "s.json").write_text(json.dumps({t: [[[6, 5]]] for t in challenges}))
+    config = replace(tiny_train_config(tiny_model_path, rounds=1), domain="arc",
+                     arc=ArcConfig(challenges=str(tmp_path / "c.json"), solutions=str(tmp_path / "s.json"),
+                                   max_examples=4, max_steps=32)).validate()
+    [summary] = train(config, tmp_path / "run", ArcDomain())
+    trials = [json.loads(line) for line in (tmp_path / "run" / "round-0" / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) == 3 * 3 * 2 and {t["status"] for t in trials} == {"invalid_recipe"}
+    assert summary["domain"] == "arc" and summary["kept"] == 0 and summary["sft"] is None
+    assert summary["generator_out"] == str(tiny_model_path)
+    assert sorted(json.loads((tmp_path / "run" / "round-0" / "tasks.json").read_text())) == ["t0", "t1", "t2"]

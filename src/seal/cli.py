@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--grader", dest="inner.grader", choices=GRADERS)
         g.add_argument("--judge-model", dest="inner.judge_model", help="'local', a model path, or an endpoint model name")
         g.add_argument("--judge-url", dest="inner.judge_url", help="OpenAI-compatible base URL ($OPENAI_API_KEY)")
-        if name == "eval":
+        if name in ("eval", "train"):
             p.add_argument("--domain", choices=["knowledge", "arc"], help="knowledge (default) or arc")
             g = p.add_argument_group("ARC (--domain arc)")
             g.add_argument("--arc-challenges", dest="arc.challenges",
@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         g = p.add_argument_group("ReST-EM")
         g.add_argument("--rounds", dest="train.rounds", type=int)
-        g.add_argument("--passages-per-round", dest="train.passages_per_round", type=int)
+        g.add_argument("--passages-per-round", "--tasks-per-round", dest="train.passages_per_round", type=int,
+                       help="training inputs (passages or ARC tasks) per round")
         g.add_argument("--selection", dest="train.selection", choices=["best", "beats-baseline"])
         g.add_argument("--train-seed", dest="train.seed", type=int)
         g.add_argument("--sft-lr", dest="train.sft.lr", type=float)

@@ -249,7 +249,7 @@ class RunConfig:
             raise SealError("name at least one condition: " + CONDITIONS_HELP)
         if self.domain not in ("knowledge", "arc"):
             raise SealError(f"domain must be knowledge or arc, not {self.domain!r}")
-        for condition in self.conditions:
+        for condition in self.conditions if self.command != "train" else []:  # train samples its own
             if self.domain == "arc":
                 if condition not in ("icl", "model", "oracle") and not condition.startswith("generator:"):
                     raise SealError(f"ARC conditions are icl, model, oracle or generator:MODEL, not {condition!r}")
