@@ -64,7 +64,9 @@ class Task:
 
 
 def format_grid(grid: Grid) -> str:
-    """>>> print(format_grid(((0, 1), (2, 3))))
+    """One line per row, one digit per cell.
+
+    >>> print(format_grid(((0, 1), (2, 3))))
     01
     23
     """
