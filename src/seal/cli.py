@@ -16,6 +16,7 @@ Input errors print one line and exit with status 2; a non-finite training loss e
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -134,8 +135,6 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def generator_conditions(train_run: str) -> list[str]:
     """One `generator:` condition per round of a `seal train` run that produced a new generator."""
-    import json
-
     rounds = sorted(Path(train_run).glob("round-*/round.json"), key=lambda p: int(p.parent.name.split("-")[1]))
     if not rounds:
         raise SealError(f"{train_run} has no finished ReST-EM round (round-*/round.json)")
@@ -180,60 +179,45 @@ def _open_run(args: argparse.Namespace):
 
 
 def _execute(config: RunConfig, run_dir: Path) -> int:
-
+    title = f"seal {config.command}: {config.data.source if config.domain == 'knowledge' else config.arc.challenges}, " \
+            f"model {config.model.name}"
     if config.command == "generate":
         from seal.adapt import passages_for
         from seal.models import load_model
         from seal.self_edits import generate_into
 
-        passages = passages_for(config)
-        generated = generate_into(run_dir, load_model(config.model), passages, config)
+        generated = generate_into(run_dir, load_model(config.model), passages_for(config), config)
         total = sum(len(v) for v in generated.values())
         print(f"{total} self-edits for {len(generated)} passages in {run_dir / 'self_edits.jsonl'}")
-        return 0
-
-    import json
-
-    if config.command == "train":
+    elif config.command == "train":
         from seal.rest_em import plot_rewards, train, train_report
 
         history = train(config, run_dir)
-        report = train_report(history, f"seal train: {config.data.source}, model {config.model.name}")
-        (run_dir / "report.md").write_text(report)
+        _report(run_dir, {"rounds": history}, train_report(history, title))
         plot_rewards(history, run_dir / "rewards.png")
-        print()
-        print(report)
-        return 0
-
-    if config.domain == "arc":
+    elif config.domain == "arc":
         from seal.arc.evaluate import arc_report, run_arc_eval
 
         summary = run_arc_eval(config, run_dir)
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-        report = arc_report(summary, f"seal eval --domain arc: {config.arc.challenges}, model {config.model.name}")
-        (run_dir / "report.md").write_text(report)
-        print()
-        print(report)
-        return 0
-
-    from seal.adapt import report_markdown, run_adapt
-
-    if config.command == "cpt":
-        from seal.cpt import run_cpt
-
-        summary = run_cpt(config, run_dir)
+        _report(run_dir, summary, arc_report(summary, title))
     else:
-        summary = run_adapt(config, run_dir)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    report = report_markdown(summary, f"seal {config.command}: {config.data.source}, model {config.model.name}")
-    (run_dir / "report.md").write_text(report)
-    from seal.plots import plot_conditions
+        from seal.adapt import report_markdown, run_adapt
+        from seal.cpt import run_cpt
+        from seal.plots import plot_conditions
 
-    plot_conditions(summary, run_dir / "accuracy.png", f"{config.data.source} | {config.model.name}")
+        summary = (run_cpt if config.command == "cpt" else run_adapt)(config, run_dir)
+        _report(run_dir, summary, report_markdown(summary, title))
+        plot_conditions(summary, run_dir / "accuracy.png", f"{config.data.source} | {config.model.name}")
+    return 0
+
+
+def _report(run_dir: Path, summary: dict, report: str) -> None:
+    """summary.json and report.md in the run directory, and the report on the console."""
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    (run_dir / "report.md").write_text(report)
     print()
     print(report)
-    print(f"records: {run_dir / 'trials.jsonl'}   report: {run_dir / 'report.md'}")
-    return 0
+    print(f"run directory: {run_dir}")
 
 
 def main(argv: list[str] | None = None) -> int:
