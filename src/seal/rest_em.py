@@ -186,7 +186,8 @@ def train_report(history: list[dict], title: str) -> str:
         sft = h["sft"]
         loss = f"{sft['epoch_losses'][0]:.3f} → {sft['epoch_losses'][-1]:.3f}" if sft else "-"
         minutes = sum(h["timings"].values()) / 60
-        lines.append(f"| {h['round']} | {h['inputs']} | {h['self_edits']} | {100 * h['mean_baseline']:.1f} % | "
+        inputs = h.get("inputs", h.get("passages"))  # runs written before the Domain protocol said "passages"
+        lines.append(f"| {h['round']} | {inputs} | {h['self_edits']} | {100 * h['mean_baseline']:.1f} % | "
                      f"{100 * h['mean_reward']:.1f} % | {100 * h['reward_stderr']:.1f} | {h['kept']} | {loss} | {minutes:.1f} |")
     lines += ["", f"Final generator: `{history[-1]['generator_out']}`"]
     return "\n".join(lines) + "\n"
