@@ -17,7 +17,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from seal.config import SFTConfig
 from seal.knowledge.passages import load_passages
 from seal.knowledge.prompts import self_edit_prompt, split_self_edit
 from seal.models import load_model

@@ -8,6 +8,7 @@ chat templating, generation and LoRA code, just with 2 layers of width 32.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers / huggingface_hub are imported
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
