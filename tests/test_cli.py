@@ -68,6 +68,7 @@ def test_bad_data_is_one_line_and_exit_2_and_no_run_dir(tmp_path, capsys, tiny_m
     (["--seeds", "1,1"], "must not repeat"),
     (["--condition", "nonsense"], "unknown condition 'nonsense'"),
     (["--temperature", "-1"], "sampling.temperature"),
+    (["--prompt", "none", "--condition", "model"], "prompt 'none' samples no self-edits"),
 ])
 def test_absurd_settings_are_rejected(tmp_path, capsys, tiny_model_path, flags, needle):
     code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path), *tiny_flags(tiny_model_path, tmp_path / "r"), *flags])

@@ -52,6 +52,10 @@ def passages_for(config: RunConfig) -> list[Passage]:
 
 def check_conditions(config: RunConfig, passages: list[Passage]) -> None:
     """Fail before any slow stage when a condition cannot be met by these passages."""
+    sampled = [c for c in config.conditions if c == "model" or c.startswith("generator:")]
+    if sampled and config.sampling.prompt == "none":
+        raise SealError(f"prompt 'none' samples no self-edits, so condition {sampled[0]!r} would run no trial; "
+                        "use condition 'passage' for passage-only training")
     if "data" in config.conditions:
         for i, passage in enumerate(passages):
             if not passage.self_edits:
