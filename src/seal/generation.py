@@ -17,10 +17,13 @@ from seal.models import LoadedModel, format_prompt, stop_token_ids
 
 def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 8,
              temperature: float = 0.0, top_p: float = 1.0, num_return_sequences: int = 1,
-             seed: int = 0, desc: str | None = None, chat: bool = True) -> list[list[str]]:
+             seed: int = 0, desc: str | None = None, chat: bool = True,
+             stop: list[str] | None = None) -> list[list[str]]:
     """`num_return_sequences` completions for each prompt (temperature 0 means greedy).
 
     `chat=False` sends the prompts as raw text (e.g. ARC grids, trained on without a template).
+    `stop` strings end a row early, as the end-of-turn token does (e.g. the blank line after
+    an ARC grid); the text from the first stop string on is cut off.
     """
     tokenizer, model = loaded.tokenizer, loaded.model
     chat = chat and bool(getattr(tokenizer, "chat_template", None))
@@ -46,14 +49,28 @@ def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, ba
                 temperature=temperature if sampling else None, top_p=top_p if sampling else None,
                 top_k=None, num_return_sequences=num_return_sequences,
                 eos_token_id=stops, pad_token_id=pad,
+                **({"stop_strings": stop, "tokenizer": tokenizer} if stop else {}),
             )
         completions = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        if stop:
+            completions = [_cut(c, stop) for c in completions]
         for row, i in enumerate(batch):
             results[i] = [c.strip() for c in completions[row * num_return_sequences:(row + 1) * num_return_sequences]]
     return results
 
 
+def _cut(text: str, stop: list[str]) -> str:
+    r"""`text` up to its first stop string.
+
+    >>> _cut("12\n34\n\nInput:", ["\n\n"])
+    '12\n34'
+    """
+    ends = [i for i in (text.find(s) for s in stop) if i != -1]
+    return text[:min(ends)] if ends else text
+
+
 def greedy_answers(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 16,
-                   chat: bool = True) -> list[str]:
+                   chat: bool = True, stop: list[str] | None = None) -> list[str]:
     """One greedy completion per prompt."""
-    return [c[0] for c in generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, chat=chat)]
+    return [c[0] for c in generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, chat=chat,
+                                   stop=stop)]

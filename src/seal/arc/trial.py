@@ -68,7 +68,7 @@ def arc_trial(loaded: LoadedModel, model, task: Task, recipe_text: str | Recipe 
 
     def generate_fn(prompts, max_new_tokens):
         return greedy_answers(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=inner.answer_batch_size,
-                              chat=False)
+                              chat=False, stop=["\n\n"])  # a blank line ends the grid
 
     start = time.perf_counter()
     try:
