@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from seal.config import RunConfig
 from seal.errors import SealError
-from seal.inner_loop import attach_lora, baseline_answers, run_trial
+from seal.inner_loop import attach_adapters, baseline_answers, run_trial, run_trials_batched
 from seal.knowledge.grading import EndpointJudge, Grader, LocalJudge
 from seal.knowledge.passages import Passage, load_passages
 from seal.models import LoadedModel, load_model
@@ -120,7 +120,7 @@ def run_adapt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = Non
     if generated:
         timings["generate_s"] = time.perf_counter() - start
 
-    model = attach_lora(loaded.model, config.inner)
+    model = attach_adapters(loaded.model, config.inner)
     grader = make_grader(config, loaded, model)
     specs = plan_trials(config, passages, generated)
 
@@ -179,15 +179,24 @@ def run_trials(run_dir: Path, loaded: LoadedModel, model, passages: list[Passage
     todo = [s for s in specs if s.key(passages[s.passage_index].id) not in done]
     if len(todo) < len(specs):
         print(f"resume: {len(specs) - len(todo)} of {len(specs)} trials already in {run_dir}")
-    progress = tqdm(todo, desc="trials", unit="trial")
-    for spec in progress:
+
+    def save(spec: TrialSpec, record: dict) -> None:
         passage = passages[spec.passage_index]
-        progress.set_postfix_str(f"{spec.condition[:20]} p{spec.passage_index} e{spec.self_edit_index} s{spec.seed}")
-        record = run_trial(loaded, model, passage, spec.self_edit, spec.seed, inner, grader, spec.family)
         record.update(condition=spec.condition, passage_id=passage.id, passage_index=spec.passage_index,
                       title=passage.title, self_edit_index=spec.self_edit_index,
                       baseline_accuracy=baselines[passage.id]["accuracy"])
         log.append(record)
+
+    if hasattr(model, "greedy_answers"):  # a MultiLoRA: many trials per pass
+        trials = [(passages[s.passage_index], s.self_edit, s.seed, s.family) for s in todo]
+        for t, record in run_trials_batched(loaded, model, trials, inner, grader):
+            save(todo[t], record)
+        return list(log)
+    progress = tqdm(todo, desc="trials", unit="trial")
+    for spec in progress:
+        progress.set_postfix_str(f"{spec.condition[:20]} p{spec.passage_index} e{spec.self_edit_index} s{spec.seed}")
+        save(spec, run_trial(loaded, model, passages[spec.passage_index], spec.self_edit, spec.seed, inner, grader,
+                             spec.family))
     return list(log)
 
 

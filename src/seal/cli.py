@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--max-seq-len", dest="inner.max_seq_len", type=int)
         g.add_argument("--no-passage", dest="inner.include_passage", action="store_const", const=False,
                        help="train on the self-edit alone, without the passage")
+        g.add_argument("--engine", dest="inner.engine", choices=["batched", "single"],
+                       help="batched (default): many trials per pass; single: one peft adapter at a time")
+        g.add_argument("--adapters-per-pass", dest="inner.adapters_per_pass", type=int)
+        g.add_argument("--pass-tokens", dest="inner.pass_tokens", type=int,
+                       help="memory cap of a batched training pass, in padded tokens")
         g.add_argument("--grader", dest="inner.grader", choices=GRADERS)
         g.add_argument("--judge-model", dest="inner.judge_model", help="'local', a model path, or an endpoint model name")
         g.add_argument("--judge-url", dest="inner.judge_url", help="OpenAI-compatible base URL ($OPENAI_API_KEY)")

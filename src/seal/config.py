@@ -112,6 +112,13 @@ class InnerLoopConfig:
     """Each self-edit runs one trial per seed (LoRA init and data order); rewards are averaged."""
     answer_max_new_tokens: int = 32
     answer_batch_size: int = 16
+    engine: str = "batched"
+    """batched: many trials' adapters trained and evaluated in shared passes (seal.multi_lora);
+    single: one peft adapter, one trial at a time (the same results, slower)."""
+    adapters_per_pass: int = 16
+    """batched engine: trials trained at once (each holds its LoRA factors and AdamW state)."""
+    pass_tokens: int = 2048
+    """batched engine: the memory cap of a training pass, in padded tokens (activations grow with it)."""
     grader: str = "contains"
     """contains (gold answer contained in the answer), exact, f1, or judge."""
     judge_model: str | None = None
@@ -146,6 +153,13 @@ class InnerLoopConfig:
             raise SealError("grader=judge needs inner.judge_model ('local', a model path, or an endpoint model name)")
         if not 1 <= self.answer_max_new_tokens <= 4096:
             raise SealError(f"inner.answer_max_new_tokens must be between 1 and 4096, not {self.answer_max_new_tokens}")
+        if self.engine not in ("batched", "single"):
+            raise SealError(f"inner.engine must be batched or single, not {self.engine!r}")
+        if not 1 <= self.adapters_per_pass <= 4096:
+            raise SealError(f"inner.adapters_per_pass must be between 1 and 4096, not {self.adapters_per_pass}")
+        if self.pass_tokens < self.max_seq_len:
+            raise SealError(f"inner.pass_tokens ({self.pass_tokens}) must hold one sequence of "
+                            f"inner.max_seq_len ({self.max_seq_len}) tokens")
 
 
 @dataclass

@@ -18,12 +18,13 @@ from seal.models import LoadedModel, format_prompt, stop_token_ids
 def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 8,
              temperature: float = 0.0, top_p: float = 1.0, num_return_sequences: int = 1,
              seed: int = 0, desc: str | None = None, chat: bool = True,
-             stop: list[str] | None = None) -> list[list[str]]:
+             stop: list[str] | None = None, on_batch=None) -> list[list[str]]:
     """`num_return_sequences` completions for each prompt (temperature 0 means greedy).
 
     `chat=False` sends the prompts as raw text (e.g. ARC grids, trained on without a template).
     `stop` strings end a row early, as the end-of-turn token does (e.g. the blank line after
-    an ARC grid); the text from the first stop string on is cut off.
+    an ARC grid); the text from the first stop string on is cut off. `on_batch(indices)` is
+    called before each batch with the prompts' indices in it (e.g. to route rows to adapters).
     """
     tokenizer, model = loaded.tokenizer, loaded.model
     chat = chat and bool(getattr(tokenizer, "chat_template", None))
@@ -40,6 +41,8 @@ def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, ba
         pad = tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in batch])
         attention = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in batch])
+        if on_batch is not None:
+            on_batch(batch)
         if sampling:
             torch.manual_seed(seed * 100_003 + batch_index)
         with torch.no_grad():

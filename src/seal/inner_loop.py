@@ -50,15 +50,29 @@ class TrainStats:
     epoch_losses: list[float] = field(default_factory=list)
 
 
-def attach_lora(model: torch.nn.Module, cfg: InnerLoopConfig):
-    """Wrap `model` in a peft LoRA model once; trials reset it in place."""
-    from peft import LoraConfig, get_peft_model
-
+def check_target_modules(model: torch.nn.Module, cfg: InnerLoopConfig) -> None:
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = [m for m in cfg.target_modules if m not in present]
     if missing:
         raise SealError(f"target modules {missing} are not in this model (it has e.g. "
                         f"{sorted(n for n in present if 'proj' in n or 'fc' in n)[:8]})")
+
+
+def attach_adapters(model: torch.nn.Module, cfg: InnerLoopConfig):
+    """The inner loop's adapters on `model`: a `MultiLoRA` (engine batched) or one peft adapter (single)."""
+    if cfg.engine == "batched":
+        from seal.multi_lora import MultiLoRA
+
+        check_target_modules(model, cfg)
+        return MultiLoRA(model, cfg)
+    return attach_lora(model, cfg)
+
+
+def attach_lora(model: torch.nn.Module, cfg: InnerLoopConfig):
+    """Wrap `model` in a peft LoRA model once; trials reset it in place."""
+    from peft import LoraConfig, get_peft_model
+
+    check_target_modules(model, cfg)
     lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                       target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
     peft_model = get_peft_model(model, lora)
@@ -187,20 +201,71 @@ def run_trial(loaded: LoadedModel, model: torch.nn.Module, passage: Passage, sel
     never rewarded for writing nothing.
     """
     sequences = training_sequences(passage, self_edit, family, cfg.include_passage)
-    record = {"seed": seed, "self_edit": self_edit, "n_sequences": len(sequences)}
     if self_edit is not None and len(sequences) == int(cfg.include_passage):
-        record.update(status="empty_self_edit", accuracy=0.0, answers=[], train=None,
-                      timings={"train_s": 0.0, "eval_s": 0.0})
-        return record
+        return empty_trial_record(seed, self_edit, len(sequences))
     stats, [graded], eval_s = adapt_and_answer(loaded, model, sequences, [passage], seed, cfg, grader)
-    record.update(
-        status="ok",
-        accuracy=sum(g["score"] for g in graded) / len(graded),
-        answers=graded,
-        train={"steps": stats.steps, "tokens": stats.tokens, "epoch_losses": stats.epoch_losses},
-        timings={"train_s": round(stats.seconds, 3), "eval_s": round(eval_s, 3)},
-    )
-    return record
+    return trial_record(seed, self_edit, len(sequences), stats, graded, eval_s)
+
+
+def run_trials_batched(loaded: LoadedModel, multi, trials: list[tuple[Passage, str | None, int, str]],
+                       cfg: InnerLoopConfig, grader: Grader, desc: str | None = "trials"):
+    """The records of many trials (passage, self-edit, seed, family), trained and answered together.
+
+    `multi` is a `seal.multi_lora.MultiLoRA`. Trials of similar step counts share a group of
+    `multi.slots` adapters, trained in shared passes; then every question of the group is
+    answered in one routed batched decode. Yields (trial index, record) per finished trial, a
+    group at a time, so a caller can save them as they come. Results equal `run_trial`'s.
+    """
+    from seal.multi_lora import AdapterJob
+
+    ready = []
+    for t, (passage, self_edit, seed, family) in enumerate(trials):
+        sequences = training_sequences(passage, self_edit, family, cfg.include_passage)
+        if self_edit is not None and len(sequences) == int(cfg.include_passage):
+            yield t, empty_trial_record(seed, self_edit, len(sequences))
+        else:
+            ready.append((t, len(sequences), tokenize_sequences(loaded.tokenizer, sequences, cfg.max_seq_len)))
+    ready.sort(key=lambda r: (len(r[2]), sum(map(len, r[2]))))  # alike step counts: passes stay full
+    progress = tqdm(total=len(ready), desc=desc, unit="trial", disable=desc is None)
+    try:
+        for g in range(0, len(ready), multi.slots):
+            group = ready[g:g + multi.slots]
+            stats = multi.train([AdapterJob(ids, seed=trials[t][2]) for t, _, ids in group],
+                                pad_id=loaded.tokenizer.pad_token_id)
+            start = time.perf_counter()
+            prompts, slots = [], []
+            for slot, (t, _, _) in enumerate(group):
+                prompts += [question_prompt(q.question) for q in trials[t][0].questions]
+                slots += [slot] * len(trials[t][0].questions)
+            flat = multi.greedy_answers(loaded, prompts, slots, max_new_tokens=cfg.answer_max_new_tokens,
+                                        batch_size=cfg.answer_batch_size)
+            eval_s = (time.perf_counter() - start) / len(group)
+            i = 0
+            for (t, n_sequences, _), st in zip(group, stats):
+                passage, self_edit, seed, _ = trials[t]
+                graded = grade_answers(passage, flat[i:i + len(passage.questions)], grader)
+                i += len(passage.questions)
+                yield t, trial_record(seed, self_edit, n_sequences, st, graded, eval_s)
+            progress.update(len(group))
+    finally:
+        progress.close()
+
+
+def empty_trial_record(seed: int, self_edit: str | None, n_sequences: int) -> dict:
+    """The record of a self-edit that gave no training sequence: not trained on, scored 0."""
+    return {"seed": seed, "self_edit": self_edit, "n_sequences": n_sequences, "status": "empty_self_edit",
+            "accuracy": 0.0, "answers": [], "train": None, "timings": {"train_s": 0.0, "eval_s": 0.0}}
+
+
+def trial_record(seed: int, self_edit: str | None, n_sequences: int, stats: TrainStats, graded: list[dict],
+                 eval_s: float) -> dict:
+    return {
+        "seed": seed, "self_edit": self_edit, "n_sequences": n_sequences, "status": "ok",
+        "accuracy": sum(g["score"] for g in graded) / len(graded),
+        "answers": graded,
+        "train": {"steps": stats.steps, "tokens": stats.tokens, "epoch_losses": stats.epoch_losses},
+        "timings": {"train_s": round(stats.seconds, 3), "eval_s": round(eval_s, 3)},
+    }
 
 
 def adapt_and_answer(loaded: LoadedModel, model: torch.nn.Module, sequences: list[str], passages: list[Passage],

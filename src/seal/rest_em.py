@@ -33,7 +33,7 @@ from typing import Protocol
 
 from seal.adapt import mean_and_stderr
 from seal.config import RunConfig
-from seal.inner_loop import attach_lora
+from seal.inner_loop import attach_adapters, attach_lora
 from seal.knowledge.domain import KnowledgeDomain
 from seal.models import LoadedModel, load_model
 from seal.sft import sft_generator
@@ -111,7 +111,8 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
     timings["generate_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    model = attach_lora(loaded.model, config.inner)
+    batched = getattr(domain, "batched_trials", False) and config.inner.engine == "batched"
+    model = attach_adapters(loaded.model, config.inner) if batched else attach_lora(loaded.model, config.inner)
     baselines, trials = domain.evaluate(loaded, model, items, self_edits, round_config, round_dir)
     timings["trials_s"] = time.perf_counter() - t
 

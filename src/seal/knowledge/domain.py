@@ -16,6 +16,7 @@ class KnowledgeDomain:
     """Passages from `config.data`; the reward of a self-edit is the no-context accuracy after its trials."""
 
     name = "knowledge"
+    batched_trials = True  # its trials run on the batched multi-adapter engine (seal.multi_lora)
 
     def __init__(self, grader: Grader | None = None):
         self.grader = grader  # None: the grader named in the config

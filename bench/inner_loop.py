@@ -1,0 +1,290 @@
+"""Inner-loop throughput: the paper's way (a), a competent single-adapter loop (b), the default engine (c).
+
+    .venv/bin/python bench/inner_loop.py                       # 8 passages x 5 GPT-4.1 self-edits x 1 seed
+    .venv/bin/python bench/inner_loop.py --passages 4 --self-edits 2 --model PATH --device cuda --dtype bfloat16
+
+All three run in this one process on the same trials (SQuAD passages of the paper's eval200
+file with their GPT-4.1 self-edits; LoRA r=32 alpha=64 on all projections, lr 1e-3, 10 epochs,
+batch 1, greedy no-context answers graded "gold contained"):
+
+(a) the paper's code path: a new `get_peft_model` per trial, a `transformers.Trainer` per trial
+    with every sequence padded to the trial's longest, the passage's baseline re-answered in
+    every trial, and one question at a time;
+(b) a competent single-adapter loop: the model wrapped once, the adapter reset by copying its
+    initial tensors, no padding (batch 1), each trial's questions in one batched decode, the
+    baseline once per passage (`inner.engine=single`);
+(c) the default engine (`seal.multi_lora`): many trials' adapters trained in shared passes and
+    their questions answered in one routed decode.
+
+(a) is fed the same initialisation and data order as (b) and (c) (its Trainer reads the
+sequences in the order they draw), so all three should give the same answers; the check
+below counts the trials whose accuracy differs. It prints trials/minute, the ratios c/a and
+c/b, time per stage, peak resident memory per path, and the model FLOP/s of (c) as a share
+of a dense float32 matmul peak measured here (MFU). Model FLOPs: 4 x (matmul parameters)
+per trained token (forward, and backward to the activations: the base weights get no
+gradient) and 2 x per prompt or generated token; attention score FLOPs are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from seal.config import InnerLoopConfig, ModelConfig
+from seal.generation import greedy_answers
+from seal.inner_loop import (attach_lora, grade_answers, reset_adapter, run_trial, run_trials_batched,
+                             tokenize_sequences, trial_record, TrainStats)
+from seal.knowledge.grading import Grader
+from seal.knowledge.passages import load_passages
+from seal.knowledge.prompts import question_prompt, training_sequences
+from seal.models import load_model, format_prompt
+from seal.multi_lora import MultiLoRA
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "eval200_gpt41_self_edits.json"
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 20 ms)."""
+
+    def __enter__(self):
+        self.peak, self._stop = self._rss(), threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._rss())
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def matmul_peak(device: str, dtype: torch.dtype, seconds: float = 3.0) -> float:
+    """Best dense matmul FLOP/s over a few square sizes."""
+    best = 0.0
+    for n in (512, 1024, 2048):
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        torch.mm(a, b)
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 3:
+            torch.mm(a, b)
+            reps += 1
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - start))
+    return best
+
+
+def matmul_params(model) -> int:
+    """Parameters that take part in a matmul per token: every Linear weight, the output layer included."""
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+def prompt_tokens(loaded, prompts: list[str]) -> int:
+    return sum(len(loaded.tokenizer(format_prompt(loaded.tokenizer, p), add_special_tokens=False)["input_ids"])
+               for p in prompts)
+
+
+def answer_tokens(loaded, answers: list[str]) -> int:
+    return sum(len(loaded.tokenizer(a, add_special_tokens=False)["input_ids"]) + 1 for a in answers)
+
+
+# --- (a) the paper's code path ---------------------------------------------------------------------------
+
+def trial_paper_way(loaded, passage, self_edit, seed, cfg: InnerLoopConfig, grader, stages) -> dict:
+    from peft import LoraConfig, get_peft_model
+    from transformers import Trainer, TrainingArguments
+    from torch.utils.data import Dataset, SequentialSampler
+
+    t = time.perf_counter()
+    model = get_peft_model(loaded.model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                                                    target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
+    reset_adapter(model, seed)  # the same initialisation as (b) and (c), for the accuracy check
+    sequences = training_sequences(passage, self_edit, "implications", cfg.include_passage)
+    ids = tokenize_sequences(loaded.tokenizer, sequences, cfg.max_seq_len)
+    width = max(len(s) for s in ids)
+    pad = loaded.tokenizer.pad_token_id
+    import random
+
+    order_rng, stream = random.Random(seed), []
+    for _ in range(cfg.epochs):  # the order (b) and (c) draw, fed as one pass
+        order = list(range(len(ids)))
+        order_rng.shuffle(order)
+        stream += [ids[i] for i in order]
+
+    class Padded(Dataset):
+        def __len__(self):
+            return len(stream)
+
+        def __getitem__(self, i):
+            s = stream[i]
+            return {"input_ids": torch.tensor(s + [pad] * (width - len(s))),
+                    "attention_mask": torch.tensor([1] * len(s) + [0] * (width - len(s))),
+                    "labels": torch.tensor(s + [-100] * (width - len(s)))}
+
+    class InOrder(Trainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            return SequentialSampler(self.train_dataset)
+
+    args = TrainingArguments(output_dir="/tmp/seal-bench-trainer", per_device_train_batch_size=1,
+                             num_train_epochs=1, learning_rate=cfg.lr, lr_scheduler_type="linear", warmup_steps=0,
+                             weight_decay=0.0, logging_strategy="no", save_strategy="no", report_to=[],
+                             disable_tqdm=True, use_cpu=loaded.device.type == "cpu", seed=seed)
+    trainer = InOrder(model=model, args=args, train_dataset=Padded())
+    stages["setup"] += time.perf_counter() - t
+    t = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - t
+    stages["train"] += train_s
+    model.eval()
+    t = time.perf_counter()
+    with model.disable_adapter():  # the baseline, again in every trial
+        for q in passage.questions:
+            greedy_answers(loaded, [question_prompt(q.question)], max_new_tokens=cfg.answer_max_new_tokens)
+    stages["baseline"] += time.perf_counter() - t
+    t = time.perf_counter()
+    answers = [greedy_answers(loaded, [question_prompt(q.question)], max_new_tokens=cfg.answer_max_new_tokens)[0]
+               for q in passage.questions]
+    eval_s = time.perf_counter() - t
+    stages["eval"] += eval_s
+    loaded.model = model.unload()
+    stats = TrainStats(steps=len(stream), tokens=sum(map(len, stream)), seconds=train_s)
+    return trial_record(seed, self_edit, len(sequences), stats, grade_answers(passage, answers, grader), eval_s)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--passages", type=int, default=8)
+    ap.add_argument("--self-edits", type=int, default=5)
+    ap.add_argument("--model", default=None, help="default: the embedded SmolLM2-135M-Instruct")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--adapters-per-pass", type=int, default=None, help="(c): default all trials at once")
+    ap.add_argument("--pass-tokens", type=int, default=4096)
+    ap.add_argument("--skip", default="", help="comma-separated paths not to run, e.g. a")
+    ap.add_argument("--out", default=None, help="write the figures as JSON here")
+    args = ap.parse_args()
+    if not Path(args.data).exists():
+        raise SystemExit(f"no data at {args.data} (pass --data)")
+
+    passages = load_passages(args.data, num_passages=args.passages)
+    trials = [(p, edit, 0, "implications") for p in passages for edit in p.self_edits[: args.self_edits]]
+    n = len(trials)
+    mc = ModelConfig(name=args.model, device=args.device, dtype=args.dtype) if args.model else \
+        ModelConfig(device=args.device, dtype=args.dtype)
+    loaded = load_model(mc)
+    cfg = InnerLoopConfig(adapters_per_pass=args.adapters_per_pass or n, pass_tokens=args.pass_tokens)
+    grader = Grader("contains")
+    n_params = matmul_params(loaded.model)
+    peak = matmul_peak(args.device, getattr(torch, args.dtype))
+    print(f"{n} trials ({len(passages)} passages x {args.self_edits} self-edits x 1 seed) on {mc.name or 'embedded'} "
+          f"{args.dtype} {args.device}, {torch.get_num_threads()} threads; matmul peak {peak / 1e9:.1f} GFLOP/s; "
+          f"{n_params / 1e6:.1f} M matmul parameters")
+
+    results, figures = {}, {"trials": n, "matmul_peak_flops": peak, "threads": torch.get_num_threads()}
+    skip = set(args.skip.split(","))
+
+    if "a" not in skip:
+        stages = dict.fromkeys(("setup", "train", "baseline", "eval"), 0.0)
+        with PeakRSS() as mem:
+            start = time.perf_counter()
+            results["a"] = [trial_paper_way(loaded, *t[:3], cfg, grader, stages) for t in trials]
+            wall = time.perf_counter() - start
+        figures["a"] = {"seconds": wall, "stages": stages, "peak_rss_gb": mem.peak / 2 ** 30}
+
+    if "b" not in skip:
+        stages = dict.fromkeys(("setup", "train", "baseline", "eval"), 0.0)
+        with PeakRSS() as mem:
+            start = time.perf_counter()
+            model = attach_lora(loaded.model, dataclasses.replace(cfg, engine="single"))
+            stages["setup"] = time.perf_counter() - start
+            t = time.perf_counter()
+            with model.disable_adapter():
+                greedy_answers(loaded, [question_prompt(q.question) for p in passages for q in p.questions],
+                               max_new_tokens=cfg.answer_max_new_tokens, batch_size=cfg.answer_batch_size)
+            stages["baseline"] = time.perf_counter() - t
+            results["b"] = [run_trial(loaded, model, *t[:3], cfg, grader, t[3]) for t in trials]
+            loaded.model = model.unload()
+            wall = time.perf_counter() - start
+        stages["train"] = sum(r["timings"]["train_s"] for r in results["b"])
+        stages["eval"] = sum(r["timings"]["eval_s"] for r in results["b"])
+        figures["b"] = {"seconds": wall, "stages": stages, "peak_rss_gb": mem.peak / 2 ** 30}
+
+    if "c" not in skip:
+        stages = dict.fromkeys(("setup", "train", "baseline", "eval"), 0.0)
+        with PeakRSS() as mem:
+            start = time.perf_counter()
+            multi = MultiLoRA(loaded.model, cfg)
+            stages["setup"] = time.perf_counter() - start
+            t = time.perf_counter()
+            prompts = [question_prompt(q.question) for p in passages for q in p.questions]
+            with multi.disable_adapter():
+                greedy_answers(loaded, prompts, max_new_tokens=cfg.answer_max_new_tokens,
+                               batch_size=cfg.answer_batch_size)
+            stages["baseline"] = time.perf_counter() - t
+            got = dict(run_trials_batched(loaded, multi, trials, cfg, grader, desc="(c) trials"))
+            results["c"] = [got[i] for i in range(n)]
+            loaded.model = multi.unload()
+            wall = time.perf_counter() - start
+        stages["train"] = sum(r["timings"]["train_s"] for r in results["c"])
+        stages["eval"] = sum(r["timings"]["eval_s"] for r in results["c"])
+        figures["c"] = {"seconds": wall, "stages": stages, "peak_rss_gb": mem.peak / 2 ** 30}
+        trained = sum(r["train"]["tokens"] for r in results["c"] if r["train"])
+        questions = [question_prompt(q.question) for p, *_ in trials for q in p.questions]
+        decoded = prompt_tokens(loaded, questions) + answer_tokens(loaded, [a["answer"] for r in results["c"]
+                                                                             for a in r["answers"]])
+        baseline_tokens = prompt_tokens(loaded, prompts) + len(prompts) * cfg.answer_max_new_tokens // 2
+        flops = 4 * n_params * trained + 2 * n_params * (decoded + baseline_tokens)
+        figures["c"].update(trained_tokens=trained, decoded_tokens=decoded, model_flops=flops,
+                            train_flops_per_s=4 * n_params * trained / max(stages["train"], 1e-9),
+                            mfu=flops / wall / peak, train_mfu=4 * n_params * trained / stages["train"] / peak)
+
+    print()
+    print("| path | trials/min | wall s | setup s | train s | baseline s | eval s | peak RSS GB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for k in ("a", "b", "c"):
+        if k in figures:
+            f = figures[k]
+            s = f["stages"]
+            print(f"| {k} | {60 * n / f['seconds']:.2f} | {f['seconds']:.0f} | {s['setup']:.1f} | {s['train']:.0f} | "
+                  f"{s['baseline']:.0f} | {s['eval']:.0f} | {f['peak_rss_gb']:.2f} |")
+    for ref in ("a", "b"):
+        if ref in figures and "c" in figures:
+            figures[f"c/{ref}"] = figures[ref]["seconds"] / figures["c"]["seconds"]
+            print(f"c/{ref}: {figures[f'c/{ref}']:.2f}x")
+    if "c" in figures:
+        c = figures["c"]
+        print(f"(c) model FLOPs {c['model_flops'] / 1e12:.2f} T ({c['trained_tokens']} trained tokens, "
+              f"{c['decoded_tokens']} decoded); MFU {100 * c['mfu']:.1f} % of the measured matmul peak "
+              f"(training stage alone {100 * c['train_mfu']:.1f} %)")
+    for ref in ("a", "b"):
+        if ref in results and "c" in results:
+            diffs = [abs(x["accuracy"] - y["accuracy"]) for x, y in zip(results[ref], results["c"])]
+            same = sum(d == 0 for d in diffs)
+            print(f"accuracy check {ref} vs c: {same}/{n} trials identical, mean |diff| "
+                  f"{100 * sum(diffs) / n:.1f} points; mean accuracy {ref} "
+                  f"{100 * sum(r['accuracy'] for r in results[ref]) / n:.1f} % vs c "
+                  f"{100 * sum(r['accuracy'] for r in results['c']) / n:.1f} %")
+            figures[f"agree_{ref}_c"] = same / n
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,355 @@
+"""Many LoRA adapters on one frozen base model: every row of a batch trains and decodes with its own adapter.
+
+    multi = MultiLoRA(loaded.model, cfg, slots=16)      # replaces the target Linear layers in place
+    stats = multi.train([AdapterJob(token_ids, seed=0), ...], pad_id=tokenizer.pad_token_id)
+    with multi.route([0, 0, 1, 3]):                      # row -> adapter slot, for any forward or generate()
+        out = loaded.model.generate(...)
+    base = multi.unload()                                # the original modules back, weights untouched
+
+Each target `nn.Linear` becomes a `MultiLoRALinear` that holds the frozen base layer and the
+stacked LoRA factors of every slot, A: [slots + 1, r, in] and B: [slots + 1, out, r]. A forward
+gathers each row's factors and adds `scaling * x A_row^T B_row^T` with two batched matmuls, so
+the base model's forward and backward are shared by all rows while every adapter gets only
+its own rows' gradients. The last slot stays at B = 0: rows routed there are the base model.
+
+`MultiLoRA.train` runs independent fine-tunes, one per job: its own seed (initialisation and
+data order), learning rate, epochs and loss mask, with the same steps, linear decay and AdamW
+update as `seal.inner_loop.train_adapter` on a single adapter (`tests/test_multi_lora.py`
+checks the weights agree). Each pass takes the next optimiser step of as many jobs as fit in
+`pass_tokens` padded tokens (the memory cap), jobs sorted by length so rows of a pass are alike,
+and logits are computed only where a loss is taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from seal.config import InnerLoopConfig
+from seal.errors import SealError
+from seal.inner_loop import NonFiniteLoss, TrainStats
+
+BETAS = (0.9, 0.999)
+EPS = 1e-8
+
+
+class Router:
+    """The adapter slot of each row of the next forward passes (None: adapters off)."""
+
+    def __init__(self):
+        self.rows: torch.Tensor | None = None
+
+
+class MultiLoRALinear(nn.Module):
+    """A frozen Linear plus `slots` LoRA adapters, picked per row by the shared router."""
+
+    def __init__(self, base: nn.Linear, slots: int, rank: int, alpha: float, dropout: float, router: Router):
+        super().__init__()
+        self.base, self.router, self.scaling = base, router, alpha / rank
+        device, dtype = base.weight.device, base.weight.dtype
+        # Half-precision bases keep float32 factors (as peft does), cast at use.
+        dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+        self.lora_A = nn.Parameter(torch.zeros(slots, rank, base.in_features, device=device, dtype=dtype))
+        self.lora_B = nn.Parameter(torch.zeros(slots, base.out_features, rank, device=device, dtype=dtype))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)
+        rows = self.router.rows
+        if rows is None:
+            return out
+        if rows.shape[0] != x.shape[0]:
+            raise SealError(f"router has {rows.shape[0]} rows for a batch of {x.shape[0]}")
+        a = self.lora_A.index_select(0, rows)  # [batch, r, in]
+        b = self.lora_B.index_select(0, rows)  # [batch, out, r]
+        h = self.dropout(x).to(a.dtype).reshape(x.shape[0], -1, x.shape[-1])
+        delta = torch.bmm(torch.bmm(h, a.transpose(1, 2)), b.transpose(1, 2)) * self.scaling
+        return out + delta.reshape(out.shape).to(out.dtype)
+
+
+@dataclass
+class AdapterJob:
+    """One independent fine-tune: its sequences, optional labels (-100 = no loss), seed, lr and epochs."""
+
+    token_ids: list[list[int]]
+    seed: int
+    lr: float | None = None
+    epochs: int | None = None
+    labels: list[list[int]] | None = None
+
+
+class MultiLoRA:
+    """`slots` LoRA adapters installed on `model` (see the module docstring)."""
+
+    def __init__(self, model: nn.Module, cfg: InnerLoopConfig, slots: int | None = None):
+        self.model, self.cfg = model, cfg
+        self.slots = slots or cfg.adapters_per_pass
+        self.base_slot = self.slots  # the extra slot kept at B = 0
+        self.router = Router()
+        self.layers: list[tuple[nn.Module, str, MultiLoRALinear]] = []
+        for name, module in list(model.named_modules()):
+            if name.rsplit(".", 1)[-1] not in cfg.target_modules:
+                continue
+            if not isinstance(module, nn.Linear):
+                raise SealError(f"{name} is a {type(module).__name__}, not a Linear layer; detach other "
+                                f"adapters (e.g. peft's) before installing MultiLoRA")
+            parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+            wrapped = MultiLoRALinear(module, self.slots + 1, cfg.rank, cfg.alpha, cfg.dropout, self.router)
+            setattr(parent, name.rsplit(".", 1)[-1], wrapped)
+            self.layers.append((parent, name.rsplit(".", 1)[-1], wrapped))
+        if not self.layers:
+            raise SealError(f"none of the target modules {list(cfg.target_modules)} is in this model")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.params = [p for _, _, layer in self.layers for p in (layer.lora_A, layer.lora_B)]
+        for p in self.params:
+            p.requires_grad_(True)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.step_count = torch.zeros(self.slots + 1, dtype=torch.long)
+        self.device = self.params[0].device
+        model.eval()
+
+    # --- adapters -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def reset(self, slot: int, seed: int) -> None:
+        """Slot `slot` gets the initialisation `seal.inner_loop.reset_adapter(model, seed)` gives one adapter."""
+        generator = torch.Generator().manual_seed(seed)
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            m[slot].zero_()
+            v[slot].zero_()
+        for _, _, layer in self.layers:
+            bound = 1.0 / math.sqrt(layer.lora_A.shape[2])
+            values = torch.empty(layer.lora_A.shape[1:], dtype=torch.float32).uniform_(-bound, bound,
+                                                                                       generator=generator)
+            layer.lora_A[slot].copy_(values)
+            layer.lora_B[slot].zero_()
+        self.step_count[slot] = 0
+
+    def adapter_state(self, slot: int) -> dict[str, torch.Tensor]:
+        """Slot `slot`'s factors, named as peft names a single adapter's (`...q_proj.lora_A.weight`)."""
+        names = {id(layer): name for name, layer in self.model.named_modules() if isinstance(layer, MultiLoRALinear)}
+        out = {}
+        for _, _, layer in self.layers:
+            out[f"{names[id(layer)]}.lora_A.weight"] = layer.lora_A[slot].detach().clone()
+            out[f"{names[id(layer)]}.lora_B.weight"] = layer.lora_B[slot].detach().clone()
+        return out
+
+    @contextlib.contextmanager
+    def route(self, slots: list[int | None]):
+        """Rows of the forward passes inside go to these slots (None: the base model)."""
+        previous = self.router.rows
+        self.router.rows = torch.tensor([self.base_slot if s is None else s for s in slots], device=self.device)
+        try:
+            yield
+        finally:
+            self.router.rows = previous
+
+    @contextlib.contextmanager
+    def disable_adapter(self):
+        """The base model alone (as peft's context manager of the same name)."""
+        previous, self.router.rows = self.router.rows, None
+        try:
+            yield
+        finally:
+            self.router.rows = previous
+
+    def greedy_answers(self, loaded, prompts: list[str], slots: list[int | None], *, max_new_tokens: int,
+                       batch_size: int = 16, chat: bool = True, stop: list[str] | None = None) -> list[str]:
+        """One greedy completion per prompt, prompt i decoded with the adapter in `slots[i]`."""
+        from seal.generation import generate
+
+        def route(indices):
+            self.router.rows = torch.tensor([self.base_slot if slots[i] is None else slots[i] for i in indices],
+                                            device=self.device)
+
+        try:
+            return [c[0] for c in generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                           chat=chat, stop=stop, on_batch=route)]
+        finally:
+            self.router.rows = None
+
+    def unload(self) -> nn.Module:
+        """Put the original Linear layers back and return the base model."""
+        for parent, attr, layer in self.layers:
+            setattr(parent, attr, layer.base)
+        self.layers = []
+        return self.model
+
+    # --- training -------------------------------------------------------------------------------
+
+    def train(self, jobs: list[AdapterJob], pad_id: int, pass_tokens: int | None = None,
+              desc: str | None = None) -> list[TrainStats]:
+        """Fine-tune job i in slot i from a fresh initialisation; returns one TrainStats per job.
+
+        The slots keep the trained adapters until the next `train` or `reset` (route rows to
+        them to evaluate). Raises `NonFiniteLoss` naming the job (its slot) whose loss blew up.
+        """
+        if len(jobs) > self.slots:
+            raise SealError(f"{len(jobs)} jobs for {self.slots} adapter slots")
+        pass_tokens = pass_tokens or self.cfg.pass_tokens
+        cfg = self.cfg
+        plans, totals, lrs = [], [], []
+        for j, job in enumerate(jobs):
+            torch.manual_seed(job.seed)
+            self.reset(j, job.seed)
+            epochs = cfg.epochs if job.epochs is None else job.epochs
+            order_rng = random.Random(job.seed)
+            steps = []
+            for epoch in range(epochs):  # the same order as train_adapter draws
+                order = list(range(len(job.token_ids)))
+                order_rng.shuffle(order)
+                steps += [(epoch, order[b:b + cfg.batch_size]) for b in range(0, len(order), cfg.batch_size)]
+            plans.append(steps)
+            totals.append(len(steps))
+            lrs.append(cfg.lr if job.lr is None else job.lr)
+        stats = [TrainStats(steps=0, tokens=0, seconds=0.0) for _ in jobs]
+        epoch_sums = [[0.0, 0] for _ in jobs]
+        next_step = [0] * len(jobs)
+        progress = tqdm(total=sum(totals), desc=desc, unit="step", leave=False, disable=desc is None)
+        start = time.perf_counter()
+        self.model.train()
+        try:
+            while True:
+                pending = [j for j in range(len(jobs)) if next_step[j] < totals[j]]
+                if not pending:
+                    break
+                # One step of every pending job, in passes of alike lengths that fit the memory cap.
+                width = {j: max(len(jobs[j].token_ids[i]) for i in plans[j][next_step[j]][1]) for j in pending}
+                pending.sort(key=lambda j: width[j], reverse=True)
+                for group in _passes(pending, width, {j: len(plans[j][next_step[j]][1]) for j in pending},
+                                     pass_tokens):
+                    losses = self._train_pass(jobs, group, [plans[j][next_step[j]][1] for j in group], pad_id,
+                                              [lrs[j] * (1.0 - next_step[j] / totals[j]) for j in group])
+                    for j, (loss, n_targets, n_tokens) in zip(group, losses):
+                        epoch = plans[j][next_step[j]][0]
+                        epoch_sums[j][0] += loss * n_targets
+                        epoch_sums[j][1] += n_targets
+                        stats[j].steps += 1
+                        stats[j].tokens += n_tokens
+                        next_step[j] += 1
+                        if next_step[j] == totals[j] or plans[j][next_step[j]][0] != epoch:
+                            stats[j].epoch_losses.append(epoch_sums[j][0] / max(epoch_sums[j][1], 1))
+                            epoch_sums[j] = [0.0, 0]
+                    progress.update(len(group))
+        finally:
+            progress.close()
+            self.model.eval()
+            for p in self.params:
+                p.grad = None
+        seconds = time.perf_counter() - start
+        all_tokens = sum(s.tokens for s in stats) or 1
+        for s in stats:  # wall time shared out by trained tokens
+            s.seconds = seconds * s.tokens / all_tokens
+        return stats
+
+    def _train_pass(self, jobs, group, rows_per_job, pad_id, lrs) -> list[tuple[float, int, int]]:
+        """One forward/backward over the rows of `group` and one AdamW step per job; (loss, targets, tokens) per job."""
+        sequences, targets, owners = [], [], []
+        for g, (j, rows) in enumerate(zip(group, rows_per_job)):
+            for i in rows:
+                sequences.append(jobs[j].token_ids[i])
+                targets.append(jobs[j].labels[i] if jobs[j].labels is not None else jobs[j].token_ids[i])
+                owners.append(g)
+        width = max(len(s) for s in sequences)
+        device = self.device
+        input_ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in sequences], device=device)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
+        labels = torch.tensor([t + [-100] * (width - len(t)) for t in targets], device=device)
+        owner = torch.tensor(owners, device=device)
+        with self.route(_slots_of(group, owners)):
+            token_losses, row_of_token = _target_losses(self.model, input_ids, mask, labels)
+        owner_of_token = owner[row_of_token]
+        n_jobs = len(group)
+        sums = torch.zeros(n_jobs, dtype=token_losses.dtype, device=device).index_add(0, owner_of_token, token_losses)
+        counts = torch.bincount(owner_of_token, minlength=n_jobs)
+        per_job = sums / counts.clamp(min=1)
+        values = per_job.detach().cpu().tolist()
+        for g, value in enumerate(values):
+            if not math.isfinite(value):
+                raise NonFiniteLoss(f"training loss became {value} in trial {group[g]} of a batched pass "
+                                    f"(lr={lrs[g]:.3g}); lower the learning rate")
+        per_job.sum().backward()
+        self._adamw_step(torch.tensor(group, device=device), torch.tensor(lrs, dtype=torch.float64))
+        tokens = torch.bincount(owner, weights=mask.sum(1).to(torch.float32), minlength=n_jobs).tolist()
+        return [(values[g], int(counts[g]), int(tokens[g])) for g in range(n_jobs)]
+
+    @torch.no_grad()
+    def _adamw_step(self, slots: torch.Tensor, lrs: torch.Tensor) -> None:
+        """torch.optim.AdamW's update (weight decay 0) for the given slots only, each with its own lr."""
+        self.step_count[slots.cpu()] += 1
+        t = self.step_count[slots.cpu()].to(torch.float64)  # scalars in double, as torch's AdamW
+        step_size = lrs / (1 - BETAS[0] ** t)
+        bias2_sqrt = (1 - BETAS[1] ** t).sqrt()
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            if p.grad is None:
+                continue
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            g = p.grad.index_select(0, slots)
+            m_s = m.index_select(0, slots).mul_(BETAS[0]).add_(g, alpha=1 - BETAS[0])
+            v_s = v.index_select(0, slots).mul_(BETAS[1]).addcmul_(g, g, value=1 - BETAS[1])
+            denom = (v_s.sqrt() / bias2_sqrt.to(p.device, p.dtype).view(shape)).add_(EPS)
+            step = step_size.to(p.device, p.dtype).view(shape)
+            p.index_copy_(0, slots, p.index_select(0, slots) - step * m_s / denom)
+            m.index_copy_(0, slots, m_s)
+            v.index_copy_(0, slots, v_s)
+            p.grad = None
+
+
+def _slots_of(group: list[int], owners: list[int]) -> list[int]:
+    """The slot of each row: job j of a `train` call lives in slot j."""
+    return [group[o] for o in owners]
+
+
+def _passes(pending: list[int], width: dict[int, int], rows: dict[int, int], pass_tokens: int) -> list[list[int]]:
+    """Split jobs (sorted by width, widest first) into passes of at most `pass_tokens` padded tokens.
+
+    >>> _passes([0, 1, 2, 3], {0: 100, 1: 90, 2: 50, 3: 40}, {0: 1, 1: 1, 2: 1, 3: 1}, 200)
+    [[0, 1], [2, 3]]
+    """
+    out, current, current_rows = [], [], 0
+    for j in pending:
+        # The first job of a pass is the widest, so the pass's padded size is its width x rows.
+        pass_width = width[current[0]] if current else width[j]
+        if current and (current_rows + rows[j]) * pass_width > pass_tokens:
+            out.append(current)
+            current, current_rows = [], 0
+        current.append(j)
+        current_rows += rows[j]
+    if current:
+        out.append(current)
+    return out
+
+
+def _target_losses(model: nn.Module, input_ids: torch.Tensor, mask: torch.Tensor,
+                   labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of every target token (labels shifted by one, as causal LMs are trained), and its row.
+
+    The output layer is applied only at the positions that predict a target (the language model
+    head of a small model is a large share of its FLOPs); models whose logits need more than the
+    head (soft-capping, scaling) go through their full forward.
+    """
+    shifted = labels[:, 1:]
+    where = shifted != -100
+    head = model.get_output_embeddings()
+    backbone = getattr(model, model.base_model_prefix, None)
+    plain_head = (head is not None and backbone is not None and
+                  getattr(model.config, "final_logit_softcapping", None) is None and
+                  getattr(model.config, "logit_scale", None) is None)
+    if plain_head:
+        hidden = backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state[:, :-1]
+        logits = head(hidden[where])
+    else:
+        logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1][where]
+    losses = F.cross_entropy(logits.float(), shifted[where], reduction="none")  # float32, as transformers' loss
+    row_of_token = where.nonzero()[:, 0]
+    return losses, row_of_token
