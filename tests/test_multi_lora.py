@@ -113,11 +113,13 @@ def test_nan_loss_names_the_job(tiny, fast_inner):
 
 
 def test_passes_respect_the_memory_cap():
-    width = {j: 100 - 10 * j for j in range(6)}
+    width = {j: 100 - 5 * j for j in range(6)}
     passes = _passes(list(range(6)), width, dict.fromkeys(range(6), 1), pass_tokens=250)
     assert [j for p in passes for j in p] == list(range(6))
     assert all(len(p) * width[p[0]] <= 250 for p in passes)
-    assert passes == [[0, 1], [2, 3, 4], [5]]
+    assert passes == [[0, 1], [2, 3], [4, 5]]
+    # a long sequence does not pad short ones to its length
+    assert _passes([0, 1, 2], {0: 200, 1: 30, 2: 28}, dict.fromkeys(range(3), 1), pass_tokens=4096) == [[0], [1, 2]]
 
 
 def test_too_many_jobs_and_foreign_adapters_are_refused(tiny, fast_inner):

@@ -41,6 +41,10 @@ BETAS = (0.9, 0.999)
 EPS = 1e-8
 
 
+IDENTITY = torch.empty(0, dtype=torch.long)
+"""Router rows meaning: row i of the batch uses adapter i of the active set, ungathered."""
+
+
 class Router:
     """The adapter slot of each row of the next forward passes (None: adapters off)."""
 
@@ -60,17 +64,26 @@ class MultiLoRALinear(nn.Module):
         self.lora_A = nn.Parameter(torch.zeros(slots, rank, base.in_features, device=device, dtype=dtype))
         self.lora_B = nn.Parameter(torch.zeros(slots, base.out_features, rank, device=device, dtype=dtype))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.active: tuple[torch.Tensor, torch.Tensor] | None = None
+        """While training: leaf copies of the pass's slots; router rows then index into them."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
         rows = self.router.rows
         if rows is None:
             return out
-        if rows.shape[0] != x.shape[0]:
-            raise SealError(f"router has {rows.shape[0]} rows for a batch of {x.shape[0]}")
-        a = self.lora_A.index_select(0, rows)  # [batch, r, in]
-        b = self.lora_B.index_select(0, rows)  # [batch, out, r]
+        source_a, source_b = self.active or (self.lora_A, self.lora_B)
+        if rows is IDENTITY:
+            a, b = source_a, source_b
+        else:
+            a = source_a.index_select(0, rows)  # [batch, r, in]
+            b = source_b.index_select(0, rows)  # [batch, out, r]
+        if a.shape[0] != x.shape[0]:
+            raise SealError(f"router has {a.shape[0]} rows for a batch of {x.shape[0]}")
         h = self.dropout(x).to(a.dtype).reshape(x.shape[0], -1, x.shape[-1])
+        if out.dtype == a.dtype:  # out + scaling * (h A^T) B^T in one fused call
+            return torch.baddbmm(out.reshape(h.shape[0], h.shape[1], -1), torch.bmm(h, a.transpose(1, 2)),
+                                 b.transpose(1, 2), alpha=self.scaling).reshape(out.shape)
         delta = torch.bmm(torch.bmm(h, a.transpose(1, 2)), b.transpose(1, 2)) * self.scaling
         return out + delta.reshape(out.shape).to(out.dtype)
 
@@ -110,8 +123,8 @@ class MultiLoRA:
         for p in model.parameters():
             p.requires_grad_(False)
         self.params = [p for _, _, layer in self.layers for p in (layer.lora_A, layer.lora_B)]
-        for p in self.params:
-            p.requires_grad_(True)
+        for p in self.params:  # trained through per-pass leaf copies (MultiLoRALinear.active)
+            p.requires_grad_(False)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.step_count = torch.zeros(self.slots + 1, dtype=torch.long)
@@ -145,10 +158,14 @@ class MultiLoRA:
         return out
 
     @contextlib.contextmanager
-    def route(self, slots: list[int | None]):
-        """Rows of the forward passes inside go to these slots (None: the base model)."""
+    def route(self, slots: list[int | None] | None):
+        """Rows of the forward passes inside go to these slots (a slot None: the base model).
+
+        `slots=None` while training: row i uses the pass's i-th adapter as it is (no gather).
+        """
         previous = self.router.rows
-        self.router.rows = torch.tensor([self.base_slot if s is None else s for s in slots], device=self.device)
+        self.router.rows = IDENTITY if slots is None else torch.tensor(
+            [self.base_slot if s is None else s for s in slots], device=self.device)
         try:
             yield
         finally:
@@ -223,29 +240,31 @@ class MultiLoRA:
                 pending = [j for j in range(len(jobs)) if next_step[j] < totals[j]]
                 if not pending:
                     break
-                # One step of every pending job, in passes of alike lengths that fit the memory cap.
+                # Candidate passes: pending jobs' next steps by length, cut where the memory cap is reached
+                # or padding would grow. Jobs are independent, so any may wait: run the candidate whose
+                # jobs have the most steps left (the critical path), ties to the larger pass.
                 width = {j: max(len(jobs[j].token_ids[i]) for i in plans[j][next_step[j]][1]) for j in pending}
                 pending.sort(key=lambda j: width[j], reverse=True)
-                for group in _passes(pending, width, {j: len(plans[j][next_step[j]][1]) for j in pending},
-                                     pass_tokens):
-                    losses = self._train_pass(jobs, group, [plans[j][next_step[j]][1] for j in group], pad_id,
-                                              [lrs[j] * (1.0 - next_step[j] / totals[j]) for j in group])
-                    for j, (loss, n_targets, n_tokens) in zip(group, losses):
-                        epoch = plans[j][next_step[j]][0]
-                        epoch_sums[j][0] += loss * n_targets
-                        epoch_sums[j][1] += n_targets
-                        stats[j].steps += 1
-                        stats[j].tokens += n_tokens
-                        next_step[j] += 1
-                        if next_step[j] == totals[j] or plans[j][next_step[j]][0] != epoch:
-                            stats[j].epoch_losses.append(epoch_sums[j][0] / max(epoch_sums[j][1], 1))
-                            epoch_sums[j] = [0.0, 0]
-                    progress.update(len(group))
+                candidates = _passes(pending, width, {j: len(plans[j][next_step[j]][1]) for j in pending},
+                                     pass_tokens)
+                group = max(candidates, key=lambda c: (sum(totals[j] - next_step[j] for j in c),
+                                                       sum(width[j] for j in c)))
+                losses = self._train_pass(jobs, group, [plans[j][next_step[j]][1] for j in group], pad_id,
+                                          [lrs[j] * (1.0 - next_step[j] / totals[j]) for j in group])
+                for j, (loss, n_targets, n_tokens) in zip(group, losses):
+                    epoch = plans[j][next_step[j]][0]
+                    epoch_sums[j][0] += loss * n_targets
+                    epoch_sums[j][1] += n_targets
+                    stats[j].steps += 1
+                    stats[j].tokens += n_tokens
+                    next_step[j] += 1
+                    if next_step[j] == totals[j] or plans[j][next_step[j]][0] != epoch:
+                        stats[j].epoch_losses.append(epoch_sums[j][0] / max(epoch_sums[j][1], 1))
+                        epoch_sums[j] = [0.0, 0]
+                progress.update(len(group))
         finally:
             progress.close()
             self.model.eval()
-            for p in self.params:
-                p.grad = None
         seconds = time.perf_counter() - start
         all_tokens = sum(s.tokens for s in stats) or 1
         for s in stats:  # wall time shared out by trained tokens
@@ -266,20 +285,30 @@ class MultiLoRA:
         mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
         labels = torch.tensor([t + [-100] * (width - len(t)) for t in targets], device=device)
         owner = torch.tensor(owners, device=device)
-        with self.route(_slots_of(group, owners)):
-            token_losses, row_of_token = _target_losses(self.model, input_ids, mask, labels)
-        owner_of_token = owner[row_of_token]
-        n_jobs = len(group)
-        sums = torch.zeros(n_jobs, dtype=token_losses.dtype, device=device).index_add(0, owner_of_token, token_losses)
-        counts = torch.bincount(owner_of_token, minlength=n_jobs)
-        per_job = sums / counts.clamp(min=1)
-        values = per_job.detach().cpu().tolist()
-        for g, value in enumerate(values):
-            if not math.isfinite(value):
-                raise NonFiniteLoss(f"training loss became {value} in trial {group[g]} of a batched pass "
-                                    f"(lr={lrs[g]:.3g}); lower the learning rate")
-        per_job.sum().backward()
-        self._adamw_step(torch.tensor(group, device=device), torch.tensor(lrs, dtype=torch.float64))
+        slots = torch.tensor(group, device=device)
+        # Gradients only for this pass's adapters: leaf copies of their slots, written back after the step.
+        for _, _, layer in self.layers:
+            layer.active = (layer.lora_A.detach().index_select(0, slots).requires_grad_(),
+                            layer.lora_B.detach().index_select(0, slots).requires_grad_())
+        try:
+            # row -> position of its job in the pass; one row per job (batch size 1) needs no gather
+            with self.route(None if owners == list(range(len(group))) else owners):
+                token_losses, row_of_token = _target_losses(self.model, input_ids, mask, labels)
+            owner_of_token = owner[row_of_token]
+            n_jobs = len(group)
+            sums = torch.zeros(n_jobs, dtype=token_losses.dtype, device=device).index_add(0, owner_of_token, token_losses)
+            counts = torch.bincount(owner_of_token, minlength=n_jobs)
+            per_job = sums / counts.clamp(min=1)
+            values = per_job.detach().cpu().tolist()
+            for g, value in enumerate(values):
+                if not math.isfinite(value):
+                    raise NonFiniteLoss(f"training loss became {value} in trial {group[g]} of a batched pass "
+                                        f"(lr={lrs[g]:.3g}); lower the learning rate")
+            per_job.sum().backward()
+            self._adamw_step(slots, torch.tensor(lrs, dtype=torch.float64))
+        finally:
+            for _, _, layer in self.layers:
+                layer.active = None
         tokens = torch.bincount(owner, weights=mask.sum(1).to(torch.float32), minlength=n_jobs).tolist()
         return [(values[g], int(counts[g]), int(tokens[g])) for g in range(n_jobs)]
 
@@ -290,37 +319,38 @@ class MultiLoRA:
         t = self.step_count[slots.cpu()].to(torch.float64)  # scalars in double, as torch's AdamW
         step_size = lrs / (1 - BETAS[0] ** t)
         bias2_sqrt = (1 - BETAS[1] ** t).sqrt()
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            if p.grad is None:
+        actives = [t for _, _, layer in self.layers for t in layer.active]
+        for p, active, m, v in zip(self.params, actives, self.exp_avg, self.exp_avg_sq):
+            if active.grad is None:
                 continue
             shape = (-1,) + (1,) * (p.dim() - 1)
-            g = p.grad.index_select(0, slots)
+            g = active.grad
             m_s = m.index_select(0, slots).mul_(BETAS[0]).add_(g, alpha=1 - BETAS[0])
             v_s = v.index_select(0, slots).mul_(BETAS[1]).addcmul_(g, g, value=1 - BETAS[1])
             denom = (v_s.sqrt() / bias2_sqrt.to(p.device, p.dtype).view(shape)).add_(EPS)
             step = step_size.to(p.device, p.dtype).view(shape)
-            p.index_copy_(0, slots, p.index_select(0, slots) - step * m_s / denom)
+            p.index_copy_(0, slots, active - step * m_s / denom)
             m.index_copy_(0, slots, m_s)
             v.index_copy_(0, slots, v_s)
-            p.grad = None
 
 
-def _slots_of(group: list[int], owners: list[int]) -> list[int]:
-    """The slot of each row: job j of a `train` call lives in slot j."""
-    return [group[o] for o in owners]
-
-
-def _passes(pending: list[int], width: dict[int, int], rows: dict[int, int], pass_tokens: int) -> list[list[int]]:
+def _passes(pending: list[int], width: dict[int, int], rows: dict[int, int], pass_tokens: int,
+            max_padding: float = 0.2) -> list[list[int]]:
     """Split jobs (sorted by width, widest first) into passes of at most `pass_tokens` padded tokens.
 
-    >>> _passes([0, 1, 2, 3], {0: 100, 1: 90, 2: 50, 3: 40}, {0: 1, 1: 1, 2: 1, 3: 1}, 200)
-    [[0, 1], [2, 3]]
+    A pass also ends where the next job is more than `max_padding` shorter than the pass's
+    widest, so that little of a pass is padding (one long passage sequence among short
+    self-edit lines would otherwise pad them all to its length).
+
+    >>> _passes([0, 1, 2, 3], {0: 100, 1: 90, 2: 85, 3: 40}, {0: 1, 1: 1, 2: 1, 3: 1}, 200)
+    [[0, 1], [2], [3]]
     """
     out, current, current_rows = [], [], 0
     for j in pending:
         # The first job of a pass is the widest, so the pass's padded size is its width x rows.
         pass_width = width[current[0]] if current else width[j]
-        if current and (current_rows + rows[j]) * pass_width > pass_tokens:
+        if current and ((current_rows + rows[j]) * pass_width > pass_tokens or
+                        width[j] < (1 - max_padding) * pass_width):
             out.append(current)
             current, current_rows = [], 0
         current.append(j)
