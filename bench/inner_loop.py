@@ -177,6 +177,9 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--adapters-per-pass", type=int, default=None, help="(c): default all trials at once")
     ap.add_argument("--pass-tokens", type=int, default=4096)
+    ap.add_argument("--reference-trials", type=int, default=None,
+                    help="(a) and (b) on only this many of the trials, spread evenly (they run one trial at a time, "
+                         "so their rate does not depend on how many); default all")
     ap.add_argument("--skip", default="", help="comma-separated paths not to run, e.g. a")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
@@ -186,6 +189,8 @@ def main() -> None:
     passages = load_passages(args.data, num_passages=args.passages)
     trials = [(p, edit, 0, "implications") for p in passages for edit in p.self_edits[: args.self_edits]]
     n = len(trials)
+    stride = max(1, n // args.reference_trials) if args.reference_trials else 1
+    ref = list(range(0, n, stride))[: args.reference_trials or n]  # trial indices (a) and (b) run
     mc = ModelConfig(name=args.model, device=args.device, dtype=args.dtype) if args.model else \
         ModelConfig(device=args.device, dtype=args.dtype)
     loaded = load_model(mc)
@@ -204,7 +209,7 @@ def main() -> None:
         stages = dict.fromkeys(("setup", "train", "baseline", "eval"), 0.0)
         with PeakRSS() as mem:
             start = time.perf_counter()
-            results["a"] = [trial_paper_way(loaded, *t[:3], cfg, grader, stages) for t in trials]
+            results["a"] = [trial_paper_way(loaded, *trials[i][:3], cfg, grader, stages) for i in ref]
             wall = time.perf_counter() - start
         figures["a"] = {"seconds": wall, "stages": stages, "peak_rss_gb": mem.peak / 2 ** 30}
 
@@ -216,10 +221,11 @@ def main() -> None:
             stages["setup"] = time.perf_counter() - start
             t = time.perf_counter()
             with model.disable_adapter():
-                greedy_answers(loaded, [question_prompt(q.question) for p in passages for q in p.questions],
+                ref_passages = list({id(trials[i][0]): trials[i][0] for i in ref}.values())
+                greedy_answers(loaded, [question_prompt(q.question) for p in ref_passages for q in p.questions],
                                max_new_tokens=cfg.answer_max_new_tokens, batch_size=cfg.answer_batch_size)
             stages["baseline"] = time.perf_counter() - t
-            results["b"] = [run_trial(loaded, model, *t[:3], cfg, grader, t[3]) for t in trials]
+            results["b"] = [run_trial(loaded, model, *trials[i][:3], cfg, grader, trials[i][3]) for i in ref]
             loaded.model = model.unload()
             wall = time.perf_counter() - start
         stages["train"] = sum(r["timings"]["train_s"] for r in results["b"])
@@ -255,33 +261,45 @@ def main() -> None:
                             train_flops_per_s=4 * n_params * trained / max(stages["train"], 1e-9),
                             mfu=flops / wall / peak, train_mfu=4 * n_params * trained / stages["train"] / peak)
 
+    for k in ("a", "b", "c"):  # trials and trained tokens of each path, for rates
+        if k in figures:
+            figures[k]["trials"] = len(results[k])
+            figures[k]["trained_tokens"] = sum(r["train"]["tokens"] for r in results[k] if r["train"])
+            figures[k]["trials_per_min"] = 60 * len(results[k]) / figures[k]["seconds"]
+            figures[k]["trained_tokens_per_s"] = figures[k]["trained_tokens"] / figures[k]["seconds"]
     print()
-    print("| path | trials/min | wall s | setup s | train s | baseline s | eval s | peak RSS GB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| path | trials | trials/min | trained tok/s (wall) | wall s | setup s | train s | baseline s | eval s | "
+          "peak RSS GB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for k in ("a", "b", "c"):
         if k in figures:
             f = figures[k]
             s = f["stages"]
-            print(f"| {k} | {60 * n / f['seconds']:.2f} | {f['seconds']:.0f} | {s['setup']:.1f} | {s['train']:.0f} | "
-                  f"{s['baseline']:.0f} | {s['eval']:.0f} | {f['peak_rss_gb']:.2f} |")
-    for ref in ("a", "b"):
-        if ref in figures and "c" in figures:
-            figures[f"c/{ref}"] = figures[ref]["seconds"] / figures["c"]["seconds"]
-            print(f"c/{ref}: {figures[f'c/{ref}']:.2f}x")
+            print(f"| {k} | {f['trials']} | {f['trials_per_min']:.2f} | {f['trained_tokens_per_s']:.0f} | "
+                  f"{f['seconds']:.0f} | {s['setup']:.1f} | {s['train']:.0f} | {s['baseline']:.0f} | {s['eval']:.0f} | "
+                  f"{f['peak_rss_gb']:.2f} |")
+    for ref_path in ("a", "b"):
+        if ref_path in figures and "c" in figures:
+            c, r = figures["c"], figures[ref_path]
+            figures[f"c/{ref_path}"] = c["trials_per_min"] / r["trials_per_min"]
+            figures[f"c/{ref_path}_tokens"] = c["trained_tokens_per_s"] / r["trained_tokens_per_s"]
+            print(f"c/{ref_path}: {figures[f'c/{ref_path}']:.2f}x in trials/min, "
+                  f"{figures[f'c/{ref_path}_tokens']:.2f}x in trained tokens/s (wall)")
     if "c" in figures:
         c = figures["c"]
         print(f"(c) model FLOPs {c['model_flops'] / 1e12:.2f} T ({c['trained_tokens']} trained tokens, "
               f"{c['decoded_tokens']} decoded); MFU {100 * c['mfu']:.1f} % of the measured matmul peak "
               f"(training stage alone {100 * c['train_mfu']:.1f} %)")
-    for ref in ("a", "b"):
-        if ref in results and "c" in results:
-            diffs = [abs(x["accuracy"] - y["accuracy"]) for x, y in zip(results[ref], results["c"])]
+    for ref_path in ("a", "b"):
+        if ref_path in results and "c" in results:
+            pairs = [(x, results["c"][i]) for x, i in zip(results[ref_path], ref)]
+            diffs = [abs(x["accuracy"] - y["accuracy"]) for x, y in pairs]
             same = sum(d == 0 for d in diffs)
-            print(f"accuracy check {ref} vs c: {same}/{n} trials identical, mean |diff| "
-                  f"{100 * sum(diffs) / n:.1f} points; mean accuracy {ref} "
-                  f"{100 * sum(r['accuracy'] for r in results[ref]) / n:.1f} % vs c "
-                  f"{100 * sum(r['accuracy'] for r in results['c']) / n:.1f} %")
-            figures[f"agree_{ref}_c"] = same / n
+            print(f"accuracy check {ref_path} vs c: {same}/{len(pairs)} trials identical, mean |diff| "
+                  f"{100 * sum(diffs) / len(pairs):.1f} points; mean accuracy {ref_path} "
+                  f"{100 * sum(x['accuracy'] for x, _ in pairs) / len(pairs):.1f} % vs c "
+                  f"{100 * sum(y['accuracy'] for _, y in pairs) / len(pairs):.1f} % on the same trials")
+            figures[f"agree_{ref_path}_c"] = same / len(pairs)
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=1))
 
