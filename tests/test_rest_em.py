@@ -150,3 +150,34 @@ def test_arc_round_keeps_no_invalid_recipe(tmp_path, tiny_model_path):
     assert summary["domain"] == "arc" and summary["kept"] == 0 and summary["sft"] is None
     assert summary["generator_out"] == str(tiny_model_path)
     assert sorted(json.loads((tmp_path / "run" / "round-0" / "tasks.json").read_text())) == ["t0", "t1", "t2"]
+
+
+def test_passage_only_baseline_keeps_self_edits_that_beat_the_passage_alone(tmp_path, tiny_model_path):
+    config = tiny_train_config(tiny_model_path, rounds=1)
+    config.train.baseline = "passage-only"
+    history = train(config, tmp_path, KnowledgeDomain(Grader("judge", length_grader)))
+
+    round0 = tmp_path / "round-0"
+    trials = [json.loads(line) for line in (round0 / "trials.jsonl").read_text().splitlines()]
+    passage_only = {}
+    for t in trials:
+        if t["condition"] == "passage":
+            passage_only.setdefault(t["passage_id"], []).append(t["accuracy"])
+    assert len(passage_only) == 3 and all(len(v) == 2 for v in passage_only.values())  # one per seed
+    assert sum(t["condition"] == "model" for t in trials) == 3 * 3 * 2
+    assert history[0]["self_edits"] == 3 * 3 and history[0]["baseline"] == "passage-only"
+    kept = [json.loads(line) for line in (round0 / "kept.jsonl").read_text().splitlines()]
+    assert kept, "this configuration keeps at least one self-edit"
+    for k in kept:
+        assert k["baseline"] == pytest.approx(sum(passage_only[k["item_id"]]) / 2)
+        assert k["reward"] > k["baseline"]
+
+
+def test_passage_only_baseline_is_refused_for_arc(tiny_model_path):
+    from seal.errors import SealError
+    from seal.rest_em import make_domain
+
+    config = tiny_train_config(tiny_model_path, rounds=1)
+    config.domain, config.train.baseline = "arc", "passage-only"
+    with pytest.raises(SealError, match="passage-only"):
+        make_domain(config)

@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--passages-per-round", "--tasks-per-round", dest="train.passages_per_round", type=int,
                        help="training inputs (passages or ARC tasks) per round")
         g.add_argument("--selection", dest="train.selection", choices=["best", "beats-baseline"])
+        g.add_argument("--baseline", dest="train.baseline", choices=["no-adaptation", "passage-only"],
+                       help="what a kept self-edit must beat (default: no-adaptation)")
         g.add_argument("--train-seed", dest="train.seed", type=int)
         g.add_argument("--sft-lr", dest="train.sft.lr", type=float)
         g.add_argument("--sft-epochs", dest="train.sft.epochs", type=int)

@@ -193,6 +193,10 @@ class TrainConfig:
     selection: str = "best"
     """best: keep each passage's best self-edit if it beats the passage's baseline;
     beats-baseline: keep every self-edit whose reward beats the baseline."""
+    baseline: str = "no-adaptation"
+    """What a kept self-edit must beat. no-adaptation: the un-adapted model's accuracy (the paper);
+    passage-only: a trial on the passage alone (one per seed), so that a self-edit is kept only if
+    it teaches more than the passage does (knowledge domain only; costs one trial per passage and seed)."""
     seed: int = 0
     sft: SFTConfig = field(default_factory=SFTConfig)
 
@@ -203,6 +207,8 @@ class TrainConfig:
             raise SealError(f"train.passages_per_round must be at least 1, not {self.passages_per_round}")
         if self.selection not in ("best", "beats-baseline"):
             raise SealError(f"train.selection must be best or beats-baseline, not {self.selection!r}")
+        if self.baseline not in ("no-adaptation", "passage-only"):
+            raise SealError(f"train.baseline must be no-adaptation or passage-only, not {self.baseline!r}")
         self.sft.validate()
 
 

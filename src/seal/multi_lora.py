@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.adamw import adamw
 from tqdm.auto import tqdm
 
 from seal.config import InnerLoopConfig
@@ -39,6 +40,8 @@ from seal.inner_loop import NonFiniteLoss, TrainStats
 
 BETAS = (0.9, 0.999)
 EPS = 1e-8
+FUSED = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 4)
+"""torch's fused AdamW kernel runs on the CPU from 2.4 on (and on CUDA); older versions use foreach."""
 
 
 IDENTITY = torch.empty(0, dtype=torch.long)
@@ -127,8 +130,9 @@ class MultiLoRA:
             p.requires_grad_(False)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.step_count = torch.zeros(self.slots + 1, dtype=torch.long)
         self.device = self.params[0].device
+        self.steps = [[torch.zeros((), dtype=torch.float32, device=self.device) for _ in self.params]
+                      for _ in range(self.slots + 1)]
         model.eval()
 
     # --- adapters -------------------------------------------------------------------------------
@@ -146,7 +150,8 @@ class MultiLoRA:
                                                                                        generator=generator)
             layer.lora_A[slot].copy_(values)
             layer.lora_B[slot].zero_()
-        self.step_count[slot] = 0
+        for step in self.steps[slot]:
+            step.zero_()
 
     def adapter_state(self, slot: int) -> dict[str, torch.Tensor]:
         """Slot `slot`'s factors, named as peft names a single adapter's (`...q_proj.lora_A.weight`)."""
@@ -314,24 +319,24 @@ class MultiLoRA:
 
     @torch.no_grad()
     def _adamw_step(self, slots: torch.Tensor, lrs: torch.Tensor) -> None:
-        """torch.optim.AdamW's update (weight decay 0) for the given slots only, each with its own lr."""
-        self.step_count[slots.cpu()] += 1
-        t = self.step_count[slots.cpu()].to(torch.float64)  # scalars in double, as torch's AdamW
-        step_size = lrs / (1 - BETAS[0] ** t)
-        bias2_sqrt = (1 - BETAS[1] ** t).sqrt()
+        """torch's AdamW update (weight decay 0) for the given slots only, each with its own lr.
+
+        The pass's adapters are the leaf copies in `layer.active`; each job's update runs in one
+        fused call (torch's own fused AdamW kernel where available) on its rows of those copies and
+        on its slot of the optimiser state in place, then the copies are written back to the slots.
+        """
         actives = [t for _, _, layer in self.layers for t in layer.active]
-        for p, active, m, v in zip(self.params, actives, self.exp_avg, self.exp_avg_sq):
-            if active.grad is None:
-                continue
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            g = active.grad
-            m_s = m.index_select(0, slots).mul_(BETAS[0]).add_(g, alpha=1 - BETAS[0])
-            v_s = v.index_select(0, slots).mul_(BETAS[1]).addcmul_(g, g, value=1 - BETAS[1])
-            denom = (v_s.sqrt() / bias2_sqrt.to(p.device, p.dtype).view(shape)).add_(EPS)
-            step = step_size.to(p.device, p.dtype).view(shape)
-            p.index_copy_(0, slots, active - step * m_s / denom)
-            m.index_copy_(0, slots, m_s)
-            v.index_copy_(0, slots, v_s)
+        for g, (slot, lr) in enumerate(zip(slots.tolist(), lrs.tolist())):
+            rows = [(a[g], a.grad[g], m[slot], v[slot]) for a, m, v in zip(actives, self.exp_avg, self.exp_avg_sq)
+                    if a.grad is not None]
+            params, grads, exp_avgs, exp_avg_sqs = (list(x) for x in zip(*rows))
+            adamw(params, grads, exp_avgs, exp_avg_sqs, [], self.steps[slot], foreach=not FUSED, fused=FUSED or None,
+                  lr=lr, beta1=BETAS[0], beta2=BETAS[1], weight_decay=0.0, eps=EPS, amsgrad=False, maximize=False,
+                  capturable=False, differentiable=False, grad_scale=None, found_inf=None, has_complex=False)
+        for _, _, layer in self.layers:
+            active_a, active_b = layer.active
+            layer.lora_A.index_copy_(0, slots, active_a)
+            layer.lora_B.index_copy_(0, slots, active_b)
 
 
 def _passes(pending: list[int], width: dict[int, int], rows: dict[int, int], pass_tokens: int,

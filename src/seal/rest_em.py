@@ -10,7 +10,8 @@ its output before the next starts:
   generate   k self-edits per input, sampled from the current generator           self_edits.jsonl
   trials     every self-edit's inner loop, once per seed; reward = mean score     baselines.jsonl, trials.jsonl
   select     E-step: per input, the best self-edit if it beats the input's        kept.jsonl
-             baseline (train.selection=beats-baseline keeps every one that does)
+             baseline (train.selection=beats-baseline keeps every one that does;
+             train.baseline=passage-only: the baseline is a trial on the passage alone)
   sft        M-step: LoRA SFT of the generator on the kept (prompt, self-edit)    generator/, round.json
              pairs, merged and saved with save_pretrained; the next round samples from it
 
@@ -33,6 +34,7 @@ from typing import Protocol
 
 from seal.adapt import mean_and_stderr
 from seal.config import RunConfig
+from seal.errors import SealError
 from seal.inner_loop import attach_adapters, attach_lora
 from seal.knowledge.domain import KnowledgeDomain
 from seal.models import LoadedModel, load_model
@@ -142,7 +144,7 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
         "inputs": len(items), "self_edits": sum(len(v) for v in rewards.values()),
         "seeds": list(config.inner.seeds), "sampling_seed": round_config.sampling.seed,
         "mean_reward": mean, "reward_stderr": stderr,
-        "mean_baseline": sum(baselines.values()) / len(baselines),
+        "baseline": config.train.baseline, "mean_baseline": sum(baselines.values()) / len(baselines),
         "kept": len(pairs), "sft": sft, "timings": {k: round(v, 2) for k, v in timings.items()},
     }
     (round_dir / "round.json").write_text(json.dumps(summary, indent=1))
@@ -153,6 +155,8 @@ def make_domain(config: RunConfig) -> Domain:
     if config.domain == "arc":
         from seal.arc.domain import ArcDomain
 
+        if config.train.baseline != "no-adaptation":
+            raise SealError("train.baseline passage-only is for passages; an ARC recipe's baseline is no adaptation")
         return ArcDomain()
     return KnowledgeDomain()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 from seal.config import RunConfig
@@ -46,12 +47,24 @@ class KnowledgeDomain:
 
     def evaluate(self, loaded: LoadedModel, model, passages: list[Passage], self_edits: dict[str, list[str]],
                  config: RunConfig, round_dir: Path) -> tuple[dict[str, float], list[dict]]:
-        """Baseline accuracy per passage and one record per trial (with `item_id`, `self_edit_index`, `accuracy`)."""
+        """Baseline accuracy per passage and one record per self-edit trial (`item_id`, `self_edit_index`, `accuracy`).
+
+        The baseline is the un-adapted model's accuracy, or with `train.baseline: passage-only`
+        the mean over seeds of trials on the passage alone (run with the self-edits' trials).
+        """
         from seal.adapt import ensure_baselines, make_grader, plan_trials, run_trials
 
         grader = self.grader or make_grader(config, loaded, model)
         baselines = ensure_baselines(round_dir, loaded, model, passages, config.inner, grader)
-        specs = plan_trials(config, passages, {"model": self_edits})
+        passage_only = config.train.baseline == "passage-only"
+        conditions = ["passage", "model"] if passage_only else ["model"]
+        specs = plan_trials(replace(config, conditions=conditions), passages, {"model": self_edits})
         trials = run_trials(round_dir, loaded, model, passages, specs, config.inner, grader, baselines)
-        return ({pid: b["accuracy"] for pid, b in baselines.items()},
-                [{**t, "item_id": t["passage_id"]} for t in trials])
+        reference = {pid: b["accuracy"] for pid, b in baselines.items()}
+        if passage_only:
+            by_passage: dict[str, list[float]] = {}
+            for t in trials:
+                if t["condition"] == "passage":
+                    by_passage.setdefault(t["passage_id"], []).append(t["accuracy"])
+            reference = {pid: sum(v) / len(v) for pid, v in by_passage.items()}
+        return reference, [{**t, "item_id": t["passage_id"]} for t in trials if t["condition"] == "model"]
