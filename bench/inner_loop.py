@@ -16,8 +16,9 @@ batch 1, greedy no-context answers graded "gold contained"):
 (c) the default engine (`seal.multi_lora`): many trials' adapters trained in shared passes and
     their questions answered in one routed decode.
 
-(a) is fed the same initialisation and data order as (b) and (c) (its Trainer reads the
-sequences in the order they draw), so all three should give the same answers; the check
+(a) is fed the same initialisation, data order and gradient clipping as (b) and (c) (its Trainer
+reads the sequences in the order they draw; `--max-grad-norm` sets all three, default none,
+where Trainer alone would clip at 1.0), so all three should give the same answers; the check
 below counts the trials whose accuracy differs. It prints trials/minute, the ratios c/a and
 c/b, time per stage, peak resident memory per path, and the model FLOP/s of (c) as a share
 of a dense float32 matmul peak measured here (MFU). Model FLOPs: 4 x (matmul parameters)
@@ -143,7 +144,8 @@ def trial_paper_way(loaded, passage, self_edit, seed, cfg: InnerLoopConfig, grad
 
     args = TrainingArguments(output_dir="/tmp/seal-bench-trainer", per_device_train_batch_size=1,
                              num_train_epochs=1, learning_rate=cfg.lr, lr_scheduler_type="linear", warmup_steps=0,
-                             weight_decay=0.0, logging_strategy="no", save_strategy="no", report_to=[],
+                             weight_decay=0.0, max_grad_norm=cfg.max_grad_norm or 0.0, logging_strategy="no",
+                             save_strategy="no", report_to=[],
                              disable_tqdm=True, use_cpu=loaded.device.type == "cpu", seed=seed)
     trainer = InOrder(model=model, args=args, train_dataset=Padded())
     stages["setup"] += time.perf_counter() - t
@@ -177,6 +179,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--adapters-per-pass", type=int, default=None, help="(c): default all trials at once")
     ap.add_argument("--pass-tokens", type=int, default=4096)
+    ap.add_argument("--max-grad-norm", type=float, default=None, help="gradient clipping for all paths (default none)")
     ap.add_argument("--reference-trials", type=int, default=None,
                     help="(a) and (b) on only this many of the trials, spread evenly (they run one trial at a time, "
                          "so their rate does not depend on how many); default all")
@@ -194,7 +197,8 @@ def main() -> None:
     mc = ModelConfig(name=args.model, device=args.device, dtype=args.dtype) if args.model else \
         ModelConfig(device=args.device, dtype=args.dtype)
     loaded = load_model(mc)
-    cfg = InnerLoopConfig(adapters_per_pass=args.adapters_per_pass or n, pass_tokens=args.pass_tokens)
+    cfg = InnerLoopConfig(adapters_per_pass=args.adapters_per_pass or n, pass_tokens=args.pass_tokens,
+                          max_grad_norm=args.max_grad_norm)
     grader = Grader("contains")
     n_params = matmul_params(loaded.model)
     peak = matmul_peak(args.device, getattr(torch, args.dtype))

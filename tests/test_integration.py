@@ -43,3 +43,27 @@ def test_one_passage_trial_learns_the_fictional_facts(smol):
     assert sum(a["score"] for a in baseline) == 0
     assert record["accuracy"] > 0
     assert all(not p.any() for n, p in lora_parameters(model) if "lora_B" in n)
+
+
+def test_batched_engine_answers_as_the_single_adapter_trial():
+    """The default engine (seal.multi_lora) on the real model: two trials in one pass, each as run alone."""
+    from seal.inner_loop import run_trials_batched
+    from seal.multi_lora import MultiLoRA
+
+    smol = load_model(ModelConfig(device="cpu"))  # a fresh copy: the module's fixture carries a peft adapter
+    passage = generate_passages(1, seed=0)[0]
+    cfg = InnerLoopConfig(epochs=3)
+    grader = Grader("contains")
+    single = attach_lora(smol.model, cfg)
+    alone = [run_trial(smol, single, passage, None, seed=s, cfg=cfg, grader=grader) for s in (0, 1)]
+    smol.model = single.unload()
+    multi = MultiLoRA(smol.model, cfg, slots=2)
+    try:
+        together = dict(run_trials_batched(smol, multi, [(passage, None, 0, "implications"),
+                                                        (passage, None, 1, "implications")], cfg, grader))
+    finally:
+        smol.model = multi.unload()
+    for s in (0, 1):  # equal up to float32 reordering: the same losses, (almost always) the same greedy answers
+        assert together[s]["train"]["epoch_losses"] == pytest.approx(alone[s]["train"]["epoch_losses"], rel=1e-3)
+        same = [a["answer"] == b["answer"] for a, b in zip(together[s]["answers"], alone[s]["answers"])]
+        assert sum(same) >= 0.8 * len(same) and together[s]["accuracy"] == pytest.approx(alone[s]["accuracy"], abs=0.15)

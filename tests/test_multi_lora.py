@@ -41,8 +41,9 @@ def peft_state(model) -> dict[str, torch.Tensor]:
             for n, p in lora_parameters(model)}
 
 
-def test_batched_training_gives_the_weights_of_separate_runs(tiny64, fast_inner):
-    cfg = dataclasses.replace(fast_inner, pass_tokens=64)  # small passes: several per step
+@pytest.mark.parametrize("max_grad_norm", [None, 0.05])  # 0.05: every step's gradient is clipped
+def test_batched_training_gives_the_weights_of_separate_runs(tiny64, fast_inner, max_grad_norm):
+    cfg = dataclasses.replace(fast_inner, pass_tokens=64, max_grad_norm=max_grad_norm)  # small passes: several per step
     jobs = jobs_for(tiny64.tokenizer, cfg, 4)
 
     single = attach_lora(tiny64.model, cfg)

@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--alpha", dest="inner.alpha", type=int)
         g.add_argument("--dropout", dest="inner.dropout", type=float)
         g.add_argument("--batch-size", dest="inner.batch_size", type=int)
+        g.add_argument("--max-grad-norm", dest="inner.max_grad_norm", type=float,
+                       help="clip each adapter's gradient norm (default: none; the paper's Trainer clips at 1.0)")
         g.add_argument("--target-modules", dest="inner.target_modules", type=_csv(str))
         g.add_argument("--max-seq-len", dest="inner.max_seq_len", type=int)
         g.add_argument("--no-passage", dest="inner.include_passage", action="store_const", const=False,

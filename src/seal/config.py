@@ -103,6 +103,9 @@ class InnerLoopConfig:
     lr: float = 1e-3
     epochs: int = 10
     batch_size: int = 1
+    max_grad_norm: float | None = None
+    """Clip each adapter's gradient to this norm per step. None: no clipping (a plain PEFT loop, as
+    in the known SmolLM2 figures); 1.0 is what transformers' Trainer, and so the paper's code, does."""
     target_modules: list[str] = field(default_factory=lambda: list(ALL_PROJECTIONS))
     max_seq_len: int = 512
     """Training sequences are cut to this many tokens."""
@@ -139,6 +142,8 @@ class InnerLoopConfig:
             raise SealError(f"inner.epochs must be between 1 and 1000, not {self.epochs}")
         if not 1 <= self.batch_size <= 4096:
             raise SealError(f"inner.batch_size must be between 1 and 4096, not {self.batch_size}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise SealError(f"inner.max_grad_norm must be positive (or unset: no clipping), not {self.max_grad_norm}")
         if not self.target_modules:
             raise SealError("inner.target_modules must name at least one module (e.g. q_proj)")
         if self.max_seq_len < 8:

@@ -115,7 +115,7 @@ def train_adapter(loaded: LoadedModel, model: torch.nn.Module, token_ids: list[l
 
     `labels` (same shapes, -100 where no loss is taken) restricts the loss, e.g. to an ARC
     output grid or a self-edit after its prompt; by default every real token is a target.
-    Only `cfg.lr`, `cfg.epochs` and `cfg.batch_size` are read. `desc` shows a progress bar.
+    Only `cfg.lr`, `cfg.epochs`, `cfg.batch_size` and `cfg.max_grad_norm` are read. `desc` shows a progress bar.
     """
     lr = cfg.lr if lr is None else lr
     epochs = cfg.epochs if epochs is None else epochs
@@ -151,6 +151,8 @@ def train_adapter(loaded: LoadedModel, model: torch.nn.Module, token_ids: list[l
                     raise NonFiniteLoss(f"training loss became {loss.item()} at step {stats.steps + 1} "
                                         f"(lr={lr}); lower the learning rate")
                 loss.backward()
+                if cfg.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 optimizer.step()
                 schedule.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -231,7 +233,8 @@ def run_trials_batched(loaded: LoadedModel, multi, trials: list[tuple[Passage, s
         for g in range(0, len(ready), multi.slots):
             group = ready[g:g + multi.slots]
             stats = multi.train([AdapterJob(ids, seed=trials[t][2]) for t, _, ids in group],
-                                pad_id=loaded.tokenizer.pad_token_id)
+                                pad_id=loaded.tokenizer.pad_token_id,
+                                desc=f"train {len(group)} adapters" if desc is not None else None)
             start = time.perf_counter()
             prompts, slots = [], []
             for slot, (t, _, _) in enumerate(group):

@@ -326,6 +326,12 @@ class MultiLoRA:
         on its slot of the optimiser state in place, then the copies are written back to the slots.
         """
         actives = [t for _, _, layer in self.layers for t in layer.active]
+        if self.cfg.max_grad_norm is not None:  # each adapter's gradient clipped by its own norm
+            grads = [a.grad for a in actives if a.grad is not None]
+            norms = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
+            scale = (self.cfg.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+            for g in grads:
+                g.mul_(scale.view((-1,) + (1,) * (g.dim() - 1)).to(g.dtype))
         for g, (slot, lr) in enumerate(zip(slots.tolist(), lrs.tolist())):
             rows = [(a[g], a.grad[g], m[slot], v[slot]) for a, m, v in zip(actives, self.exp_avg, self.exp_avg_sq)
                     if a.grad is not None]
