@@ -173,10 +173,14 @@ def test_arc_trial_statuses_and_base_restored(tiny):
     model = attach_lora(tiny.model, inner)
     base = {n: p.clone() for n, p in model.named_parameters() if "lora_" not in n}
 
-    icl = arc_trial(tiny, model, task, None, 0, inner, arc)
+    untrained = {}
+    icl = arc_trial(tiny, model, task, None, 0, inner, arc, untrained)
     assert icl["status"] == "icl" and "train" not in icl and isinstance(icl["solved"], bool)
-    bad = arc_trial(tiny, model, task, "rotate it a bit", 0, inner, arc)
+    bad = arc_trial(tiny, model, task, "rotate it a bit", 0, inner, arc, untrained)
     assert bad["status"] == "invalid_recipe" and "no JSON object" in bad["error"]
+    # the no-op adapter is the untrained model: its answers are ICL's, decoded once
+    assert bad["answers_reused"] and bad["attempts"] == icl["attempts"] and bad["solved"] == icl["solved"]
+    assert bad["attempts"] == arc_trial(tiny, model, task, "rotate it a bit", 0, inner, arc)["attempts"]
     over = arc_trial(tiny, model, task, '{"augmentations": [], "learning_rate": 1e-3, "epochs": 3}', 0, inner, arc)
     assert over["status"] == "over_budget"  # 6 sequences x 3 epochs > 12 steps
     ok = arc_trial(tiny, model, task, '{"augmentations": [], "learning_rate": 1e-3, "epochs": 2}', 0, inner, arc)

@@ -54,8 +54,13 @@ class ArcDomain:
         done = {(r["task_id"], r["self_edit_index"], r["seed"]) for r in log}
         plan = [(t, e, edit, seed) for t in tasks for e, edit in enumerate(self_edits[t.id])
                 for seed in config.inner.seeds if (t.id, e, seed) not in done]
+        untrained = {r["task_id"]: {k: r[k] for k in ("solved", "accuracy", "attempts")} for r in log
+                     if r["status"] != "ok"}
         for task, e, edit, seed in tqdm(plan, desc="arc trials", unit="trial"):
-            record = arc_trial(loaded, model, task, edit, seed, config.inner, config.arc)
+            record = arc_trial(loaded, model, task, edit, seed, config.inner, config.arc, untrained)
             record["self_edit_index"] = e
             log.append(record)
-        return {t.id: 0.0 for t in tasks}, [{**r, "item_id": r["task_id"]} for r in log]
+        # Reward 1 only when the recipe's own TTT solved the task: an invalid or over-budget recipe
+        # trained nothing, so the untrained model's luck is not its reward.
+        return {t.id: 0.0 for t in tasks}, [{**r, "item_id": r["task_id"],
+                                             "accuracy": r["accuracy"] if r["status"] == "ok" else 0.0} for r in log]

@@ -78,9 +78,12 @@ def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
     plan = [(c, t, e, edit, seed) for c in config.conditions for t in tasks
             for e, edit in enumerate(recipes[c][t.id]) for seed in config.inner.seeds
             if (c, t.id, e, seed) not in done]
+    # The untrained model's answers per task, shared by every trial that trains nothing (also across a resume).
+    untrained = {r["task_id"]: {k: r[k] for k in ("solved", "accuracy", "attempts")} for r in log
+                 if r["status"] in ("icl", "invalid_recipe", "over_budget")}
     start = time.perf_counter()
     for c, task, e, edit, seed in tqdm(plan, desc="arc trials", unit="trial"):
-        record = arc_trial(loaded, model, task, edit, seed, config.inner, config.arc)
+        record = arc_trial(loaded, model, task, edit, seed, config.inner, config.arc, untrained)
         record.update(condition=c, self_edit_index=e)
         log.append(record)
     print(f"arc: {len(plan)} trials in {time.perf_counter() - start:.0f}s")

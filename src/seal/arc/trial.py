@@ -38,7 +38,10 @@ def recipe_prompt(task: Task) -> str:
 
 
 def arc_trial(loaded: LoadedModel, model, task: Task, recipe_text: str | Recipe | None, seed: int,
-              inner: InnerLoopConfig, arc: ArcConfig) -> dict:
+              inner: InnerLoopConfig, arc: ArcConfig, untrained: dict[str, dict] | None = None) -> dict:
+    """One trial's record. `untrained` (task id -> answers) shares the untrained model's answers
+    between the trials that train nothing (ICL, invalid and over-budget recipes): they are the
+    same greedy decode of the same model, so it runs once per task."""
     record: dict = {"task_id": task.id, "seed": seed,
                     "self_edit": recipe_text.to_json() if isinstance(recipe_text, Recipe) else recipe_text}
     reset_adapter(model, seed)
@@ -71,11 +74,17 @@ def arc_trial(loaded: LoadedModel, model, task: Task, recipe_text: str | Recipe 
                               chat=False, stop=["\n\n"])  # a blank line ends the grid
 
     start = time.perf_counter()
-    try:
-        attempts = solve(generate_fn, task, arc.attempts)
-    finally:
+    if recipe is None and untrained is not None and task.id in untrained:
+        record.update(untrained[task.id], answers_reused=True)
         reset_adapter(model, seed)
-    solved = is_solved(task, attempts)
-    record.update(solved=solved, accuracy=float(solved), attempts=[[format_grid(g) for g in a] for a in attempts],
-                  timings={"train_s": round(train_s, 3), "eval_s": round(time.perf_counter() - start, 3)})
+    else:
+        try:
+            attempts = solve(generate_fn, task, arc.attempts)
+        finally:
+            reset_adapter(model, seed)
+        solved = is_solved(task, attempts)
+        record.update(solved=solved, accuracy=float(solved), attempts=[[format_grid(g) for g in a] for a in attempts])
+        if recipe is None and untrained is not None:
+            untrained[task.id] = {k: record[k] for k in ("solved", "accuracy", "attempts")}
+    record["timings"] = {"train_s": round(train_s, 3), "eval_s": round(time.perf_counter() - start, 3)}
     return record
