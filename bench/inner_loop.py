@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from flops import matmul_peak
 from seal.config import InnerLoopConfig, ModelConfig
 from seal.generation import greedy_answers
 from seal.inner_loop import (attach_lora, grade_answers, reset_adapter, run_trial, run_trials_batched,
@@ -72,23 +73,6 @@ class PeakRSS:
     def _rss() -> int:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def matmul_peak(device: str, dtype: torch.dtype, seconds: float = 3.0) -> float:
-    """Best dense matmul FLOP/s over a few square sizes."""
-    best = 0.0
-    for n in (512, 1024, 2048):
-        a = torch.randn(n, n, device=device, dtype=dtype)
-        b = torch.randn(n, n, device=device, dtype=dtype)
-        torch.mm(a, b)
-        reps, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds / 3:
-            torch.mm(a, b)
-            reps += 1
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - start))
-    return best
 
 
 def matmul_params(model) -> int:

@@ -22,30 +22,10 @@ import time
 import torch
 import torch.nn.functional as F
 
+from flops import matmul_peak, sync
 from seal.config import InnerLoopConfig, ModelConfig
 from seal.models import load_model
 from seal.multi_lora import MultiLoRA, _target_losses
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def matmul_peak(device: str, dtype: torch.dtype, seconds: float = 3.0) -> float:
-    """Best dense matmul FLOP/s over a few square sizes."""
-    best = 0.0
-    for n in (512, 1024, 2048):
-        a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-        torch.mm(a, b)
-        sync(device)
-        reps, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds / 3:
-            torch.mm(a, b)
-            reps += 1
-        sync(device)
-        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - start))
-    return best
 
 
 def timed(device: str, fn):

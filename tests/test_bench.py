@@ -15,6 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "inner_loop.py"
 @requires_shared_data("squad", "eval200_gpt41_self_edits.json")
 def test_inner_loop_bench_on_a_tiny_model(tiny_model_path, tmp_path, monkeypatch):
     out = tmp_path / "figures.json"
+    monkeypatch.syspath_prepend(str(BENCH.parent))  # the script imports its sibling bench/flops.py
     monkeypatch.setattr(sys, "argv", [str(BENCH), "--model", str(tiny_model_path), "--passages", "1",
                                       "--self-edits", "2", "--reference-trials", "1", "--out", str(out),
                                       "--data", str(SHARED_DATA / "squad" / "eval200_gpt41_self_edits.json")])
