@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from seal.knowledge.domain import KnowledgeDomain
 from seal.knowledge.grading import Grader
 from seal.knowledge.prompts import self_edit_prompt
 from seal.models import load_model
-from seal.rest_em import select_self_edits, train
+from seal.rest_em import select_self_edits, train, train_report
 from seal.sft import encode_pair, sft_generator
 
 
@@ -69,6 +70,26 @@ def test_two_rounds_on_a_tiny_model(tmp_path, tiny_model_path):
     batch0 = json.loads((round0 / "passages.json").read_text())
     batch1 = json.loads((tmp_path / "round-1" / "passages.json").read_text())
     assert len(batch0) == len(batch1) == 3 and batch0 != batch1
+
+
+def test_fixed_training_set_reports_the_paired_change(tmp_path, tiny_model_path):
+    config = tiny_train_config(tiny_model_path)
+    config = replace(config, data=DataConfig(source="fictional", num_passages=3))  # the pool is one round's batch
+    history = train(config, tmp_path, KnowledgeDomain(Grader("judge", length_grader)))
+
+    first, second = (h["input_rewards"] for h in history)
+    assert first.keys() == second.keys() and len(first) == 3  # every round draws the whole pool
+    change = sum(second[i] - first[i] for i in first) / 3
+    assert history[1]["mean_reward"] - history[0]["mean_reward"] == pytest.approx(change)
+    row = [line for line in train_report(history, "t").splitlines() if line.startswith("| 1 |")][0]
+    assert f"{100 * change:+.1f} ± " in row and "(3 inputs)" in row
+
+    # a round.json written before rounds kept their per-input rewards: read back from trials.jsonl
+    path = tmp_path / "round-1" / "round.json"
+    old = json.loads(path.read_text())
+    del old["input_rewards"]
+    path.write_text(json.dumps(old))
+    assert train(config, tmp_path, KnowledgeDomain(Grader("judge", length_grader)))[1]["input_rewards"] == second
 
 
 def test_killed_round_resumes_without_repeating_a_trial(tmp_path, tiny_model_path):

@@ -144,6 +144,7 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
         "inputs": len(items), "self_edits": sum(len(v) for v in rewards.values()),
         "seeds": list(config.inner.seeds), "sampling_seed": round_config.sampling.seed,
         "mean_reward": mean, "reward_stderr": stderr,
+        "input_rewards": {iid: sum(v) / len(v) for iid, v in rewards.items()},
         "baseline": config.train.baseline, "mean_baseline": sum(baselines.values()) / len(baselines),
         "kept": len(pairs), "sft": sft, "timings": {k: round(v, 2) for k, v in timings.items()},
     }
@@ -177,23 +178,57 @@ def train(config: RunConfig, run_dir: Path, domain: Domain | None = None) -> lis
             summary = run_round(config, domain, r, generator, round_dir)
             print(f"round {r}: mean reward {summary['mean_reward']:.3f} ± {summary['reward_stderr']:.3f}, "
                   f"kept {summary['kept']} of {summary['self_edits']} self-edits")
+        if "input_rewards" not in summary:  # rounds written before round.json kept the per-input rewards
+            summary["input_rewards"] = logged_input_rewards(round_dir / "trials.jsonl")
         history.append(summary)
         generator = summary["generator_out"]
     return history
 
 
+def logged_input_rewards(trials_log: Path) -> dict[str, float]:
+    """Each input's mean self-edit reward, read back from a round's trials.jsonl (either domain)."""
+    trials = []
+    for line in open(trials_log, encoding="utf-8"):
+        t = json.loads(line)
+        if t.get("condition", "model") == "model":
+            trials.append({**t, "item_id": t.get("passage_id", t.get("task_id"))})
+    return {iid: sum(v) / len(v) for iid, v in self_edit_rewards(trials).items()}
+
+
+def paired_change(history: list[dict], r: int) -> tuple[float, float, int] | None:
+    """Round r's mean reward minus round 0's over the inputs both rounds drew (mean, s.e., inputs).
+
+    When rounds draw the same inputs (a fixed training set), this paired difference leaves out
+    how hard each input is, which dominates the spread of a round's own mean.
+
+    >>> history = [{"input_rewards": {"a": 0.1, "b": 0.5}}, {"input_rewards": {"a": 0.3, "b": 0.6, "c": 1.0}}]
+    >>> [round(x, 3) for x in paired_change(history, 1)]
+    [0.15, 0.05, 2]
+    """
+    first, this = history[0].get("input_rewards"), history[r].get("input_rewards")
+    shared = sorted(set(first or {}) & set(this or {}))
+    if not shared:
+        return None
+    mean, stderr = mean_and_stderr([this[i] - first[i] for i in shared])
+    return mean, stderr, len(shared)
+
+
 def train_report(history: list[dict], title: str) -> str:
     lines = [f"# {title}", "", "Reward: the inner loop's score (no-context accuracy; for ARC, solved or not), "
              "averaged over seeds, then over an input's self-edits, then over inputs (± standard error over inputs).", "",
-             "| round | inputs | self-edits | baseline | mean reward | ± s.e. | kept | SFT loss | minutes |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for h in history:
+             "Change vs round 0: the paired difference of mean rewards over the inputs both rounds drew.", "",
+             "| round | inputs | self-edits | baseline | mean reward | ± s.e. | change vs round 0 (paired) | kept | SFT loss | minutes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r, h in enumerate(history):
         sft = h["sft"]
         loss = f"{sft['epoch_losses'][0]:.3f} → {sft['epoch_losses'][-1]:.3f}" if sft else "-"
         minutes = sum(h["timings"].values()) / 60
         inputs = h.get("inputs", h.get("passages"))  # runs written before the Domain protocol said "passages"
+        change = paired_change(history, r) if r else None
+        change = f"{100 * change[0]:+.1f} ± {100 * change[1]:.1f} ({change[2]} inputs)" if change else "-"
         lines.append(f"| {h['round']} | {inputs} | {h['self_edits']} | {100 * h['mean_baseline']:.1f} % | "
-                     f"{100 * h['mean_reward']:.1f} % | {100 * h['reward_stderr']:.1f} | {h['kept']} | {loss} | {minutes:.1f} |")
+                     f"{100 * h['mean_reward']:.1f} % | {100 * h['reward_stderr']:.1f} | {change} | {h['kept']} | {loss} | "
+                     f"{minutes:.1f} |")
     lines += ["", f"Final generator: `{history[-1]['generator_out']}`"]
     return "\n".join(lines) + "\n"
 
