@@ -196,7 +196,7 @@ def logged_input_rewards(trials_log: Path) -> dict[str, float]:
 
 
 def paired_change(history: list[dict], r: int) -> tuple[float, float, int] | None:
-    """Round r's mean reward minus round 0's over the inputs both rounds drew (mean, s.e., inputs).
+    """Round r's mean reward minus round 0's over the inputs both rounds drew (mean, s.e., inputs); None under 2.
 
     When rounds draw the same inputs (a fixed training set), this paired difference leaves out
     how hard each input is, which dominates the spread of a round's own mean.
@@ -207,7 +207,7 @@ def paired_change(history: list[dict], r: int) -> tuple[float, float, int] | Non
     """
     first, this = history[0].get("input_rewards"), history[r].get("input_rewards")
     shared = sorted(set(first or {}) & set(this or {}))
-    if not shared:
+    if len(shared) < 2:  # no standard error from one input
         return None
     mean, stderr = mean_and_stderr([this[i] - first[i] for i in shared])
     return mean, stderr, len(shared)
