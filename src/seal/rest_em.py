@@ -138,13 +138,14 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
         next_generator = str(round_dir / "generator")
     timings["sft_s"] = time.perf_counter() - t
 
-    mean, stderr = mean_and_stderr([sum(v) / len(v) for v in rewards.values()])
+    input_rewards = {iid: sum(v) / len(v) for iid, v in rewards.items()}
+    mean, stderr = mean_and_stderr(list(input_rewards.values()))
     summary = {
         "round": r, "domain": domain.name, "generator_in": generator, "generator_out": next_generator,
         "inputs": len(items), "self_edits": sum(len(v) for v in rewards.values()),
         "seeds": list(config.inner.seeds), "sampling_seed": round_config.sampling.seed,
         "mean_reward": mean, "reward_stderr": stderr,
-        "input_rewards": {iid: sum(v) / len(v) for iid, v in rewards.items()},
+        "input_rewards": input_rewards,
         "baseline": config.train.baseline, "mean_baseline": sum(baselines.values()) / len(baselines),
         "kept": len(pairs), "sft": sft, "timings": {k: round(v, 2) for k, v in timings.items()},
     }
@@ -186,12 +187,13 @@ def train(config: RunConfig, run_dir: Path, domain: Domain | None = None) -> lis
 
 
 def logged_input_rewards(trials_log: Path) -> dict[str, float]:
-    """Each input's mean self-edit reward, read back from a round's trials.jsonl (either domain)."""
-    trials = []
-    for line in open(trials_log, encoding="utf-8"):
-        t = json.loads(line)
-        if t.get("condition", "model") == "model":
-            trials.append({**t, "item_id": t.get("passage_id", t.get("task_id"))})
+    """Each passage's mean self-edit reward, read back from a knowledge round's trials.jsonl.
+
+    ARC records give {} (no paired change): their reward is not the logged accuracy alone
+    (a recipe that trained nothing earns 0, see ArcDomain.evaluate).
+    """
+    with open(trials_log, encoding="utf-8") as f:
+        trials = [{**t, "item_id": t["passage_id"]} for t in map(json.loads, f) if t.get("condition") == "model"]
     return {iid: sum(v) / len(v) for iid, v in self_edit_rewards(trials).items()}
 
 
