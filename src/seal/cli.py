@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--adapters-per-pass", dest="inner.adapters_per_pass", type=int)
         g.add_argument("--pass-tokens", dest="inner.pass_tokens", type=int,
                        help="memory cap of a batched training pass, in padded tokens")
+        g.add_argument("--question-prompt", dest="inner.question_prompt", choices=["topic", "plain"],
+                       help="topic (default): 'Topic: TITLE' before each question, as the paper's code; plain: the question alone")
         g.add_argument("--grader", dest="inner.grader", choices=GRADERS)
         g.add_argument("--judge-model", dest="inner.judge_model", help="'local', a model path, or an endpoint model name")
         g.add_argument("--judge-url", dest="inner.judge_url", help="OpenAI-compatible base URL ($OPENAI_API_KEY)")

@@ -113,6 +113,9 @@ class InnerLoopConfig:
     """Train on the passage itself besides the self-edit's sequences (the paper does)."""
     seeds: list[int] = field(default_factory=lambda: [0])
     """Each self-edit runs one trial per seed (LoRA init and data order); rewards are averaged."""
+    question_prompt: str = "topic"
+    """How a no-context question is asked: topic (the passage title as `Topic: ...` before the question,
+    as the authors' code asks it) or plain (the question alone, this project's earlier wording)."""
     answer_max_new_tokens: int = 32
     answer_batch_size: int = 16
     engine: str = "batched"
@@ -158,6 +161,8 @@ class InnerLoopConfig:
             raise SealError("grader=judge needs inner.judge_model ('local', a model path, or an endpoint model name)")
         if not 1 <= self.answer_max_new_tokens <= 4096:
             raise SealError(f"inner.answer_max_new_tokens must be between 1 and 4096, not {self.answer_max_new_tokens}")
+        if self.question_prompt not in ("topic", "plain"):
+            raise SealError(f"inner.question_prompt must be topic or plain, not {self.question_prompt!r}")
         if self.engine not in ("batched", "single"):
             raise SealError(f"inner.engine must be batched or single, not {self.engine!r}")
         if not 1 <= self.adapters_per_pass <= 4096:

@@ -172,7 +172,7 @@ def train_adapter(loaded: LoadedModel, model: torch.nn.Module, token_ids: list[l
 
 def answer_questions(loaded: LoadedModel, passages: list[Passage], cfg: InnerLoopConfig) -> list[list[str]]:
     """Greedy no-context answers to every question of `passages`, in one batched decode, per passage."""
-    prompts = [question_prompt(q.question) for p in passages for q in p.questions]
+    prompts = [question_prompt(q.question, p.title, cfg.question_prompt) for p in passages for q in p.questions]
     flat = greedy_answers(loaded, prompts, max_new_tokens=cfg.answer_max_new_tokens, batch_size=cfg.answer_batch_size)
     out, i = [], 0
     for p in passages:
@@ -238,7 +238,7 @@ def run_trials_batched(loaded: LoadedModel, multi, trials: list[tuple[Passage, s
             start = time.perf_counter()
             prompts, slots = [], []
             for slot, (t, _, _) in enumerate(group):
-                prompts += [question_prompt(q.question) for q in trials[t][0].questions]
+                prompts += [question_prompt(q.question, trials[t][0].title, cfg.question_prompt) for q in trials[t][0].questions]
                 slots += [slot] * len(trials[t][0].questions)
             flat = multi.greedy_answers(loaded, prompts, slots, max_new_tokens=cfg.answer_max_new_tokens,
                                         batch_size=cfg.answer_batch_size)

@@ -6,8 +6,12 @@ wording here is our own. A self-edit is split into training sequences as the pap
 does: one sequence per line (per question-answer pair for self-QA), each prefixed by the
 passage title so that it is anchored to its subject, plus the passage itself.
 
-Answers are asked with no passage in context; the question prompt asks for a short
-answer, since graders compare against SQuAD-style short gold spans.
+Answers are asked with no passage in context. By default (`inner.question_prompt: topic`)
+a question is asked as the authors' code asks it: the passage's title as `Topic: {title}`
+before the question, inside "Let's answer a question directly and concisely." (most SQuAD
+questions do not name their passage's subject, so without the topic they are unanswerable
+even for a model that learned the passage). `plain` is this project's earlier wording: no
+topic, and a request for a short phrase.
 """
 
 from __future__ import annotations
@@ -44,7 +48,10 @@ SELF_EDIT_PROMPTS = {
     ),
 }
 
-QUESTION_PROMPT = "Answer the question with a short phrase, without explanation.\nQuestion: {question}\nAnswer:"
+QUESTION_PROMPTS = {
+    "topic": "Let's answer a question directly and concisely.\nQuestion: Topic: {title}\n{question}\nAnswer:",
+    "plain": "Answer the question with a short phrase, without explanation.\nQuestion: {question}\nAnswer:",
+}
 
 _LIST_MARKER = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)]|\(\d+\)|(?:implication|rewrite|fact)\s*\d*\s*[:.)])\s*",
                           re.IGNORECASE)
@@ -58,8 +65,16 @@ def self_edit_prompt(family: str, passage: Passage) -> str:
     return SELF_EDIT_PROMPTS[family].format(title=passage.title, context=passage.context)
 
 
-def question_prompt(question: str) -> str:
-    return QUESTION_PROMPT.format(question=question)
+def question_prompt(question: str, title: str = "", style: str = "topic") -> str:
+    """The no-context question prompt (before any chat template).
+
+    >>> print(question_prompt("Who founded it?", "Vesu"))
+    Let's answer a question directly and concisely.
+    Question: Topic: Vesu
+    Who founded it?
+    Answer:
+    """
+    return QUESTION_PROMPTS[style].format(question=question, title=title)
 
 
 def split_self_edit(self_edit: str, family: str = "implications") -> list[str]:
