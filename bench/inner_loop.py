@@ -43,9 +43,9 @@ from seal.config import InnerLoopConfig, ModelConfig
 from seal.generation import greedy_answers
 from seal.inner_loop import (attach_lora, grade_answers, reset_adapter, run_trial, run_trials_batched,
                              tokenize_sequences, trial_record, TrainStats)
-from seal.knowledge.grading import Grader
-from seal.knowledge.passages import load_passages
-from seal.knowledge.prompts import question_prompt, training_sequences
+from seal.domains.knowledge.grading import Grader
+from seal.domains.knowledge.passages import load_passages
+from seal.domains.knowledge.prompts import question_prompt, training_sequences
 from seal.models import load_model, format_prompt
 from seal.multi_lora import MultiLoRA
 

@@ -23,11 +23,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from seal.config import InnerLoopConfig, ModelConfig, SamplingConfig  # noqa: E402
-from seal.knowledge.fictional import generate_passages  # noqa: E402
-from seal.knowledge.grading import Grader, normalize_answer  # noqa: E402
-from seal.knowledge.prompts import split_self_edit  # noqa: E402
+from seal.domains.knowledge.fictional import generate_passages  # noqa: E402
+from seal.domains.knowledge.grading import Grader, normalize_answer  # noqa: E402
+from seal.domains.knowledge.prompts import split_self_edit  # noqa: E402
 from seal.models import load_model  # noqa: E402
-from seal.self_edits import sample_self_edits  # noqa: E402
+from seal.domains.knowledge.self_edits import sample_self_edits  # noqa: E402
 
 _NAME_OR_NUMBER = re.compile(r"(?<![.!?:]\s)(?<!^)\b([A-Z][a-z]+|\d[\d,]*)\b")
 

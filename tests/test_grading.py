@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seal.errors import SealError
-from seal.knowledge.grading import (Grader, contains, exact_match, judge_prompt, normalize_answer, parse_verdict,
+from seal.domains.knowledge.grading import (Grader, contains, exact_match, judge_prompt, normalize_answer, parse_verdict,
                                     token_f1)
 
 
@@ -50,7 +50,7 @@ def test_grader_dispatch_and_judge():
 
 
 def test_endpoint_judge_needs_a_key(monkeypatch):
-    from seal.knowledge.grading import EndpointJudge
+    from seal.domains.knowledge.grading import EndpointJudge
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(SealError, match="needs an API key"):

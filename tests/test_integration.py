@@ -8,8 +8,8 @@ import pytest
 
 from seal.config import InnerLoopConfig, ModelConfig
 from seal.inner_loop import attach_lora, baseline_answers, lora_parameters, run_trial
-from seal.knowledge.fictional import generate_passages
-from seal.knowledge.grading import Grader
+from seal.domains.knowledge.fictional import generate_passages
+from seal.domains.knowledge.grading import Grader
 from seal.models import cache_dir, load_model
 
 pytestmark = [

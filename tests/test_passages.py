@@ -9,9 +9,9 @@ import pytest
 
 from helpers import SHARED_DATA, requires_shared_data
 from seal.errors import SealError
-from seal.knowledge.fictional import generate_passages
-from seal.knowledge.passages import load_passages, parse_passages, save_passages
-from seal.knowledge.prompts import split_self_edit, training_sequences
+from seal.domains.knowledge.fictional import generate_passages
+from seal.domains.knowledge.passages import load_passages, parse_passages, save_passages
+from seal.domains.knowledge.prompts import split_self_edit, training_sequences
 
 GROUPED = [{"title": "Vesu", "context": "Vesu lies on the Besheidoux river.",
             "questions": [{"question": "Which river?", "answer": "Besheidoux"}],

@@ -10,9 +10,9 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from seal.config import InnerLoopConfig, ModelConfig, RunConfig, SamplingConfig, SFTConfig, TrainConfig, DataConfig
-from seal.knowledge.domain import KnowledgeDomain
-from seal.knowledge.grading import Grader
-from seal.knowledge.prompts import self_edit_prompt
+from seal.domains.knowledge.domain import KnowledgeDomain
+from seal.domains.knowledge.grading import Grader
+from seal.domains.knowledge.prompts import self_edit_prompt
 from seal.models import load_model
 from seal.rest_em import select_self_edits, train, train_report
 from seal.sft import encode_pair, sft_generator
@@ -154,7 +154,7 @@ def test_arc_round_keeps_no_invalid_recipe(tmp_path, tiny_model_path):
     """A random model writes no valid recipe: every trial falls back to the no-op adapter and nothing is kept."""
     from dataclasses import replace
 
-    from seal.arc.domain import ArcDomain
+    from seal.domains.arc.domain import ArcDomain
     from seal.config import ArcConfig
 
     challenges = {f"t{i}": {"train": [{"input": [[i, 1], [0, 2]], "output": [[1, i], [2, 0]]},

@@ -5,18 +5,15 @@ input), applying it with a fresh LoRA fine-tune (the inner loop) and being rewar
 how well it then answers without the input in context. The outer ReST-EM loop trains
 the model to write better self-edits.
 
-Layout:
-  seal/models.py          load any causal LM (the embedded SmolLM2 by default), prompts
-  seal/generation.py      batched sampling of self-edits and greedy answering
-  seal/knowledge/         the knowledge-incorporation domain: passages, prompts, graders
-  seal/arc/               the few-shot domain: ARC tasks, augmentations, recipes, TTT + voting
-  seal/inner_loop.py      one trial: LoRA fine-tune on a self-edit, answer, grade, reset
-  seal/adapt.py           `seal adapt` / `seal eval`: trials per condition, baselines, summary
-  seal/rest_em.py         `seal train`: the ReST-EM outer loop over a small Domain protocol
-  seal/sft.py             ReST-EM's M-step: LoRA SFT of the generator, merged
-  seal/cpt.py             `seal cpt`: one adapter over many passages
-  seal/runs.py            run directories: resolved config, one JSON line per record, resume
-  seal/cli.py             the `seal` command
+Layout (engines train adapters; loops hold the algorithm; domains own data, prompts and scoring):
+  seal/engines/           the Engine protocol: peft single adapter, batched multi-LoRA; one job schedule
+  seal/loops/inner.py     the inner loop of every domain: trials -> jobs -> engine -> answers -> scores
+  seal/loops/rest_em.py   the ReST-EM outer loop over the Domain protocol
+  seal/loops/sft.py       ReST-EM's M-step: LoRA SFT of the generator on the engine, merged
+  seal/domains/           knowledge (passages, self-edits, graders) and arc (tasks, recipes, TTT, voting)
+  seal/commands/          `seal adapt/eval/demo`, `generate`, `cpt`, `train`, `eval --domain arc`: thin wiring
+  seal/report.py          tables with standard errors and paired differences; seal/stats.py the statistics
+  seal/models.py, generation.py, runs.py, config.py, cli.py
 """
 
 __version__ = "0.1.0"

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         g = p.add_argument_group("trials")
         g.add_argument("--condition", dest="conditions", action="append", help=CONDITIONS_HELP + " (repeatable)")
         g.add_argument("--max-self-edits", dest="max_self_edits", type=int, help="use at most N stored self-edits per passage")
+        g.add_argument("--reference", dest="reference",
+                       help="the row each row's paired change is measured against (default: model, else passage)")
         g.add_argument("--seeds", dest="inner.seeds", type=_csv(int), help="comma-separated trial seeds, e.g. 0,1,2")
         g.add_argument("--lr", dest="inner.lr", type=float)
         g.add_argument("--epochs", dest="inner.epochs", type=int)
@@ -176,12 +178,16 @@ def _open_run(args: argparse.Namespace):
         print(f"seal {config.command}: resuming {run_dir}")
     else:
         config = config_from_args(args)
-        if config.domain == "arc":
-            from seal.arc.evaluate import load_tasks
+        if config.command == "train":
+            from seal.commands.train import make_domain
 
-            load_tasks(config)  # bad input fails here, before a run directory is made
+            make_domain(config).check(config)  # bad input fails here, before a run directory is made
+        elif config.domain == "arc":
+            from seal.domains.arc.trials import load_tasks
+
+            load_tasks(config.arc)
         else:
-            from seal.adapt import check_conditions, passages_for
+            from seal.domains.knowledge.trials import check_conditions, passages_for
 
             check_conditions(config, passages_for(config))
         run_dir = start_run(config)
@@ -193,28 +199,30 @@ def _execute(config: RunConfig, run_dir: Path) -> int:
     title = f"seal {config.command}: {config.data.source if config.domain == 'knowledge' else config.arc.challenges}, " \
             f"model {config.model.name}"
     if config.command == "generate":
-        from seal.adapt import passages_for
-        from seal.models import load_model
-        from seal.self_edits import generate_into
+        from seal.commands.generate import run_generate
 
-        generated = generate_into(run_dir, load_model(config.model), passages_for(config), config)
+        generated = run_generate(config, run_dir)
         total = sum(len(v) for v in generated.values())
         print(f"{total} self-edits for {len(generated)} passages in {run_dir / 'self_edits.jsonl'}")
     elif config.command == "train":
-        from seal.rest_em import plot_rewards, train, train_report
+        from seal.commands.train import run_train
+        from seal.plots import plot_rewards
+        from seal.report import train_report
 
-        history = train(config, run_dir)
+        history = run_train(config, run_dir)
         _report(run_dir, {"rounds": history}, train_report(history, title))
         plot_rewards(history, run_dir / "rewards.png")
     elif config.domain == "arc":
-        from seal.arc.evaluate import arc_report, run_arc_eval
+        from seal.commands.arc_eval import run_arc_eval
+        from seal.report import arc_report
 
         summary = run_arc_eval(config, run_dir)
         _report(run_dir, summary, arc_report(summary, title))
     else:
-        from seal.adapt import report_markdown, run_adapt
-        from seal.cpt import run_cpt
+        from seal.commands.adapt import run_adapt
+        from seal.commands.cpt import run_cpt
         from seal.plots import plot_conditions
+        from seal.report import report_markdown
 
         summary = (run_cpt if config.command == "cpt" else run_adapt)(config, run_dir)
         _report(run_dir, summary, report_markdown(summary, title))
@@ -240,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except SealError as err:
-        from seal.inner_loop import NonFiniteLoss
+        from seal.engines.base import NonFiniteLoss
 
         print(f"seal: error: {err}", file=sys.stderr)
         return 1 if isinstance(err, NonFiniteLoss) else 2

@@ -119,7 +119,7 @@ class InnerLoopConfig:
     answer_max_new_tokens: int = 32
     answer_batch_size: int = 16
     engine: str = "batched"
-    """batched: many trials' adapters trained and evaluated in shared passes (seal.multi_lora);
+    """batched: many trials' adapters trained and evaluated in shared passes (seal.engines.multi_lora);
     single: one peft adapter, one trial at a time (the same results, slower)."""
     adapters_per_pass: int = 16
     """batched engine: trials trained at once (each holds its LoRA factors and AdamW state)."""
@@ -265,6 +265,9 @@ class RunConfig:
     """Which self-edits each trial trains on (see CONDITIONS_HELP)."""
     max_self_edits: int | None = None
     """For condition 'data' (or a generate run): use at most this many stored self-edits per passage."""
+    reference: str | None = None
+    """The row every other row's paired change is measured against (a condition, or 'baseline');
+    default: 'model' (the base generator's self-edits) if it is a condition, else 'passage'."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -288,6 +291,8 @@ class RunConfig:
                     raise SealError("condition generator: needs a model id or path after the colon")
             elif condition not in ("passage", "data", "model") and not Path(condition).exists():
                 raise SealError(f"unknown condition {condition!r}: use " + CONDITIONS_HELP)
+        if self.reference is not None and self.reference not in [*self.conditions, "baseline"]:
+            raise SealError(f"reference {self.reference!r} is not one of the rows: {', '.join(self.conditions)}, baseline")
         if self.max_self_edits is not None and self.max_self_edits < 1:
             raise SealError(f"max_self_edits must be at least 1, not {self.max_self_edits}")
         return self

@@ -9,10 +9,15 @@ same self-edits.
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import torch
 from tqdm.auto import tqdm
 
+from seal.config import SamplingConfig
 from seal.models import LoadedModel, format_prompt, stop_token_ids
+from seal.runs import RecordLog
 
 
 def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 8,
@@ -77,3 +82,32 @@ def greedy_answers(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: i
     """One greedy completion per prompt."""
     return [c[0] for c in generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, chat=chat,
                                    stop=stop)]
+
+
+def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[str], sampling: SamplingConfig, *,
+                id_field: str, max_new_tokens: int, describe=None, desc: str = "sample self-edits",
+                chat: bool = True) -> dict[str, list[str]]:
+    """`sampling.k` self-edits for each item not yet in `log`, appended batch by batch; all of them by item id.
+
+    Each batch is seeded from its first item's index, so a resumed run samples what the
+    uninterrupted one would have. `describe(index, item)` adds fields to an item's record.
+    """
+    done = {r[id_field]: r["self_edits"] for r in log}
+    todo = [i for i, item in enumerate(items) if item.id not in done]
+    if not todo:
+        return done
+    chunk = max(1, sampling.batch_size)
+    start = time.perf_counter()
+    with tqdm(total=len(todo), desc=desc, unit="input") as progress:
+        for c in range(0, len(todo), chunk):
+            part = todo[c:c + chunk]
+            seeded = replace(sampling, seed=sampling.seed * 1_000_003 + part[0])
+            samples = generate(loaded, [prompts[i] for i in part], max_new_tokens=max_new_tokens,
+                               batch_size=seeded.batch_size, temperature=seeded.temperature, top_p=seeded.top_p,
+                               num_return_sequences=seeded.k, seed=seeded.seed, chat=chat)
+            for i, edits in zip(part, samples):
+                log.append({id_field: items[i].id, **(describe(i, items[i]) if describe else {}), "self_edits": edits})
+                done[items[i].id] = edits
+            progress.update(len(part))
+    print(f"{desc}: {len(todo)} inputs x {sampling.k} in {time.perf_counter() - start:.1f}s")
+    return done

@@ -28,3 +28,27 @@ def plot_conditions(summary: dict, path: Path, title: str = "") -> Path | None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_rewards(history: list[dict], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rounds = [h["round"] for h in history]
+    fig, ax = plt.subplots(figsize=(4.5, 3.4))
+    ax.errorbar(rounds, [100 * h["mean_reward"] for h in history], yerr=[100 * h["reward_stderr"] for h in history],
+                marker="o", capsize=4, label="sampled self-edits")
+    ax.plot(rounds, [100 * h["mean_baseline"] for h in history], "--", color="grey", label="no adaptation")
+    ax.set_xlabel("ReST-EM round")
+    ax.set_ylabel("reward: no-context accuracy, %")
+    ax.set_xticks(rounds)
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

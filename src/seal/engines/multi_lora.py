@@ -1,10 +1,12 @@
-"""Many LoRA adapters on one frozen base model: every row of a batch trains and decodes with its own adapter.
+"""The batched engine (the default, `--engine batched`): many LoRA adapters on one frozen base model,
+every row of a batch trained and decoded with its own adapter.
 
-    multi = MultiLoRA(loaded.model, cfg, slots=16)      # replaces the target Linear layers in place
-    stats = multi.train([AdapterJob(token_ids, seed=0), ...], pad_id=tokenizer.pad_token_id)
-    with multi.route([0, 0, 1, 3]):                      # row -> adapter slot, for any forward or generate()
+    engine = MultiLoRAEngine(loaded, cfg, slots=16)      # replaces the target Linear layers in place
+    stats = engine.train([Job(token_ids, seed=0), ...])  # job i -> slot i
+    answers = engine.answer(prompts, adapters=[0, 0, 1, None], max_new_tokens=32)   # routed decode
+    with engine.route([0, 0, 1, 3]):                     # row -> adapter slot, for any forward or generate()
         out = loaded.model.generate(...)
-    base = multi.unload()                                # the original modules back, weights untouched
+    base = engine.unload()                               # the original modules back, weights untouched
 
 Each target `nn.Linear` becomes a `MultiLoRALinear` that holds the frozen base layer and the
 stacked LoRA factors of every slot, A: [slots + 1, r, in] and B: [slots + 1, out, r]. A forward
@@ -12,21 +14,21 @@ gathers each row's factors and adds `scaling * x A_row^T B_row^T` with two batch
 the base model's forward and backward are shared by all rows while every adapter gets only
 its own rows' gradients. The last slot stays at B = 0: rows routed there are the base model.
 
-`MultiLoRA.train` runs independent fine-tunes, one per job: its own seed (initialisation and
-data order), learning rate, epochs and loss mask, with the same steps, linear decay and AdamW
-update as `seal.inner_loop.train_adapter` on a single adapter (`tests/test_multi_lora.py`
-checks the weights agree). Each pass takes the next optimiser step of as many jobs as fit in
-`pass_tokens` padded tokens (the memory cap), jobs sorted by length so rows of a pass are alike,
-and logits are computed only where a loss is taken.
+`MultiLoRAEngine.train` runs independent fine-tunes, one per job: its own seed (initialisation
+and data order), learning rate, epochs and loss mask, on the job schedule the single engine
+follows too (`seal.engines.schedule`; `tests/test_engines.py` checks the weights agree). Each
+pass takes the next optimiser step of as many jobs as fit in `pass_tokens` padded tokens (the
+memory cap), jobs sorted by length so rows of a pass are alike, and logits are computed only
+where a loss is taken. With `inner.dropout` > 0 each job's dropout masks are drawn from its own
+generator (seeded by the job's seed) at its own rows and length, so a job's adapter does not
+depend on which jobs share its passes; they are not the masks peft draws, so the two engines
+agree exactly only at dropout 0 (the paper's setting).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import random
 import time
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -35,11 +37,12 @@ from torch.optim.adamw import adamw
 from tqdm.auto import tqdm
 
 from seal.config import InnerLoopConfig
+from seal.engines.base import Job, TrainStats, group_by_budget
+from seal.engines.schedule import (BETAS, EPS, check_finite, check_target_modules, clip_factors, init_generator,
+                                   job_plan, lora_a_init, pad_batch, step_lr, target_losses)
 from seal.errors import SealError
-from seal.inner_loop import NonFiniteLoss, TrainStats
+from seal.models import LoadedModel
 
-BETAS = (0.9, 0.999)
-EPS = 1e-8
 FUSED = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 4)
 """torch's fused AdamW kernel runs on the CPU from 2.4 on (and on CUDA); older versions use foreach."""
 
@@ -49,10 +52,22 @@ IDENTITY = torch.empty(0, dtype=torch.long)
 
 
 class Router:
-    """The adapter slot of each row of the next forward passes (None: adapters off)."""
+    """The adapter slot of each row of the next forward passes (None: adapters off), and while
+    training with dropout, each job's (dropout generator, rows, length) in row order."""
 
     def __init__(self):
         self.rows: torch.Tensor | None = None
+        self.dropout_segments: list[tuple[torch.Generator, int, int]] | None = None
+
+    def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        """Inverted dropout on x [batch, seq, in] with each job's rows masked from its own generator."""
+        if p == 0 or self.dropout_segments is None:
+            return x
+        masks = []
+        for generator, rows, length in self.dropout_segments:
+            keep = torch.empty(rows, length, x.shape[-1]).bernoulli_(1 - p, generator=generator)
+            masks.append(F.pad(keep, (0, 0, 0, x.shape[1] - length), value=1.0))
+        return x * torch.cat(masks).to(x.device, x.dtype) / (1 - p)
 
 
 class MultiLoRALinear(nn.Module):
@@ -66,7 +81,7 @@ class MultiLoRALinear(nn.Module):
         dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
         self.lora_A = nn.Parameter(torch.zeros(slots, rank, base.in_features, device=device, dtype=dtype))
         self.lora_B = nn.Parameter(torch.zeros(slots, base.out_features, rank, device=device, dtype=dtype))
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = dropout
         self.active: tuple[torch.Tensor, torch.Tensor] | None = None
         """While training: leaf copies of the pass's slots; router rows then index into them."""
 
@@ -83,7 +98,7 @@ class MultiLoRALinear(nn.Module):
             b = source_b.index_select(0, rows)  # [batch, out, r]
         if a.shape[0] != x.shape[0]:
             raise SealError(f"router has {a.shape[0]} rows for a batch of {x.shape[0]}")
-        h = self.dropout(x).to(a.dtype).reshape(x.shape[0], -1, x.shape[-1])
+        h = (self.router.dropout(x, self.dropout) if self.training else x).to(a.dtype).reshape(x.shape[0], -1, x.shape[-1])
         if out.dtype == a.dtype:  # out + scaling * (h A^T) B^T in one fused call
             return torch.baddbmm(out.reshape(h.shape[0], h.shape[1], -1), torch.bmm(h, a.transpose(1, 2)),
                                  b.transpose(1, 2), alpha=self.scaling).reshape(out.shape)
@@ -91,22 +106,13 @@ class MultiLoRALinear(nn.Module):
         return out + delta.reshape(out.shape).to(out.dtype)
 
 
-@dataclass
-class AdapterJob:
-    """One independent fine-tune: its sequences, optional labels (-100 = no loss), seed, lr and epochs."""
+class MultiLoRAEngine:
+    """`slots` LoRA adapters installed on `loaded.model` (see the module docstring)."""
 
-    token_ids: list[list[int]]
-    seed: int
-    lr: float | None = None
-    epochs: int | None = None
-    labels: list[list[int]] | None = None
-
-
-class MultiLoRA:
-    """`slots` LoRA adapters installed on `model` (see the module docstring)."""
-
-    def __init__(self, model: nn.Module, cfg: InnerLoopConfig, slots: int | None = None):
-        self.model, self.cfg = model, cfg
+    def __init__(self, loaded: LoadedModel, cfg: InnerLoopConfig, slots: int | None = None):
+        model = loaded.model
+        check_target_modules(model, cfg.target_modules)
+        self.loaded, self.model, self.cfg = loaded, model, cfg
         self.slots = slots or cfg.adapters_per_pass
         self.base_slot = self.slots  # the extra slot kept at B = 0
         self.router = Router()
@@ -136,20 +142,22 @@ class MultiLoRA:
     # --- adapters -------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def reset(self, slot: int, seed: int) -> None:
-        """Slot `slot` gets the initialisation `seal.inner_loop.reset_adapter(model, seed)` gives one adapter."""
-        generator = torch.Generator().manual_seed(seed)
+    def init_slot(self, slot: int, seed: int) -> None:
+        """Slot `slot` gets the initialisation the single engine gives a job with this seed."""
+        generator = init_generator(seed)
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
             m[slot].zero_()
             v[slot].zero_()
         for _, _, layer in self.layers:
-            bound = 1.0 / math.sqrt(layer.lora_A.shape[2])
-            values = torch.empty(layer.lora_A.shape[1:], dtype=torch.float32).uniform_(-bound, bound,
-                                                                                       generator=generator)
-            layer.lora_A[slot].copy_(values)
+            layer.lora_A[slot].copy_(lora_a_init(generator, tuple(layer.lora_A.shape[1:])))
             layer.lora_B[slot].zero_()
         for step in self.steps[slot]:
             step.zero_()
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        for _, _, layer in self.layers:
+            layer.lora_B.zero_()
 
     def adapter_state(self, slot: int) -> dict[str, torch.Tensor]:
         """Slot `slot`'s factors, named as peft names a single adapter's (`...q_proj.lora_A.weight`)."""
@@ -183,32 +191,48 @@ class MultiLoRA:
         finally:
             self.router.rows = previous
 
-    def greedy_answers(self, loaded, prompts: list[str], slots: list[int | None], *, max_new_tokens: int,
-                       batch_size: int = 16, chat: bool = True, stop: list[str] | None = None) -> list[str]:
-        """One greedy completion per prompt, prompt i decoded with the adapter in `slots[i]`."""
+    def answer(self, prompts: list[str], adapters: list[int | None], *, max_new_tokens: int | list[int],
+               batch_size: int = 16, chat: bool = True, stop: list[str] | None = None) -> list[str]:
+        """One greedy completion per prompt, prompt i decoded with the adapter in `adapters[i]`, in shared batches."""
         from seal.generation import generate
 
-        def route(indices):
-            self.router.rows = torch.tensor([self.base_slot if slots[i] is None else slots[i] for i in indices],
-                                            device=self.device)
+        if len(adapters) != len(prompts):
+            raise SealError(f"{len(adapters)} adapters for {len(prompts)} prompts")
+        out: list[str] = [""] * len(prompts)
+        for budget, indices in group_by_budget(max_new_tokens, len(prompts)).items():
+            def route(batch, indices=indices):
+                self.router.rows = torch.tensor(
+                    [self.base_slot if adapters[indices[i]] is None else adapters[indices[i]] for i in batch],
+                    device=self.device)
 
-        try:
-            return [c[0] for c in generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                           chat=chat, stop=stop, on_batch=route)]
-        finally:
-            self.router.rows = None
+            try:
+                texts = generate(self.loaded, [prompts[i] for i in indices], max_new_tokens=budget,
+                                 batch_size=batch_size, chat=chat, stop=stop, on_batch=route)
+            finally:
+                self.router.rows = None
+            for i, text in zip(indices, texts):
+                out[i] = text[0]
+        return out
+
+    @torch.no_grad()
+    def merge_and_unload(self, slot: int = 0) -> nn.Module:
+        """Add slot `slot`'s adapter (scaling * B A) into each base weight, then unload."""
+        for _, _, layer in self.layers:
+            delta = layer.scaling * (layer.lora_B[slot] @ layer.lora_A[slot])
+            layer.base.weight.add_(delta.to(layer.base.weight.dtype))
+        return self.unload()
 
     def unload(self) -> nn.Module:
         """Put the original Linear layers back and return the base model."""
         for parent, attr, layer in self.layers:
             setattr(parent, attr, layer.base)
         self.layers = []
+        self.loaded.model = self.model
         return self.model
 
     # --- training -------------------------------------------------------------------------------
 
-    def train(self, jobs: list[AdapterJob], pad_id: int, pass_tokens: int | None = None,
-              desc: str | None = None) -> list[TrainStats]:
+    def train(self, jobs: list[Job], desc: str | None = None, pass_tokens: int | None = None) -> list[TrainStats]:
         """Fine-tune job i in slot i from a fresh initialisation; returns one TrainStats per job.
 
         The slots keep the trained adapters until the next `train` or `reset` (route rows to
@@ -217,20 +241,14 @@ class MultiLoRA:
         if len(jobs) > self.slots:
             raise SealError(f"{len(jobs)} jobs for {self.slots} adapter slots")
         pass_tokens = pass_tokens or self.cfg.pass_tokens
+        pad_id = self.loaded.tokenizer.pad_token_id
         cfg = self.cfg
         plans, totals, lrs = [], [], []
+        self.dropout_generators = [init_generator(job.seed) for job in jobs]  # each job's own masks
         for j, job in enumerate(jobs):
-            torch.manual_seed(job.seed)
-            self.reset(j, job.seed)
-            epochs = cfg.epochs if job.epochs is None else job.epochs
-            order_rng = random.Random(job.seed)
-            steps = []
-            for epoch in range(epochs):  # the same order as train_adapter draws
-                order = list(range(len(job.token_ids)))
-                order_rng.shuffle(order)
-                steps += [(epoch, order[b:b + cfg.batch_size]) for b in range(0, len(order), cfg.batch_size)]
-            plans.append(steps)
-            totals.append(len(steps))
+            self.init_slot(j, job.seed)
+            plans.append(job_plan(job, cfg.batch_size, cfg.epochs))
+            totals.append(len(plans[-1]))
             lrs.append(cfg.lr if job.lr is None else job.lr)
         stats = [TrainStats(steps=0, tokens=0, seconds=0.0) for _ in jobs]
         epoch_sums = [[0.0, 0] for _ in jobs]
@@ -253,7 +271,7 @@ class MultiLoRA:
                 group = max(candidates, key=lambda c: (sum(totals[j] - next_step[j] for j in c),
                                                        sum(width[j] for j in c)))
                 losses = self._train_pass(jobs, group, [plans[j][next_step[j]][1] for j in group], pad_id,
-                                          [lrs[j] * (1.0 - next_step[j] / totals[j]) for j in group])
+                                          [step_lr(lrs[j], next_step[j], totals[j]) for j in group])
                 for j, (loss, n_targets, n_tokens) in zip(group, losses):
                     epoch = plans[j][next_step[j]][0]
                     epoch_sums[j][0] += loss * n_targets
@@ -265,6 +283,9 @@ class MultiLoRA:
                         stats[j].epoch_losses.append(epoch_sums[j][0] / max(epoch_sums[j][1], 1))
                         epoch_sums[j] = [0.0, 0]
                 progress.update(len(group))
+        except BaseException:
+            self.reset()  # a failed pass leaves the base model, not half-trained adapters
+            raise
         finally:
             progress.close()
             self.model.eval()
@@ -276,17 +297,15 @@ class MultiLoRA:
 
     def _train_pass(self, jobs, group, rows_per_job, pad_id, lrs) -> list[tuple[float, int, int]]:
         """One forward/backward over the rows of `group` and one AdamW step per job; (loss, targets, tokens) per job."""
-        sequences, targets, owners = [], [], []
+        sequences, targets, owners, segments = [], [], [], []
         for g, (j, rows) in enumerate(zip(group, rows_per_job)):
             for i in rows:
                 sequences.append(jobs[j].token_ids[i])
                 targets.append(jobs[j].labels[i] if jobs[j].labels is not None else jobs[j].token_ids[i])
                 owners.append(g)
-        width = max(len(s) for s in sequences)
+            segments.append((self.dropout_generators[j], len(rows), max(len(jobs[j].token_ids[i]) for i in rows)))
         device = self.device
-        input_ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in sequences], device=device)
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
-        labels = torch.tensor([t + [-100] * (width - len(t)) for t in targets], device=device)
+        input_ids, mask, labels = pad_batch(sequences, targets, pad_id, device)
         owner = torch.tensor(owners, device=device)
         slots = torch.tensor(group, device=device)
         # Gradients only for this pass's adapters: leaf copies of their slots, written back after the step.
@@ -295,8 +314,9 @@ class MultiLoRA:
                             layer.lora_B.detach().index_select(0, slots).requires_grad_())
         try:
             # row -> position of its job in the pass; one row per job (batch size 1) needs no gather
+            self.router.dropout_segments = segments if self.cfg.dropout > 0 else None
             with self.route(None if owners == list(range(len(group))) else owners):
-                token_losses, row_of_token = _target_losses(self.model, input_ids, mask, labels)
+                token_losses, row_of_token = target_losses(self.model, input_ids, mask, labels)
             owner_of_token = owner[row_of_token]
             n_jobs = len(group)
             sums = torch.zeros(n_jobs, dtype=token_losses.dtype, device=device).index_add(0, owner_of_token, token_losses)
@@ -304,12 +324,11 @@ class MultiLoRA:
             per_job = sums / counts.clamp(min=1)
             values = per_job.detach().cpu().tolist()
             for g, value in enumerate(values):
-                if not math.isfinite(value):
-                    raise NonFiniteLoss(f"training loss became {value} in trial {group[g]} of a batched pass "
-                                        f"(lr={lrs[g]:.3g}); lower the learning rate")
+                check_finite(value, f"in job {group[g]} of a batched pass", lrs[g])
             per_job.sum().backward()
             self._adamw_step(slots, torch.tensor(lrs, dtype=torch.float64))
         finally:
+            self.router.dropout_segments = None
             for _, _, layer in self.layers:
                 layer.active = None
         tokens = torch.bincount(owner, weights=mask.sum(1).to(torch.float32), minlength=n_jobs).tolist()
@@ -326,8 +345,7 @@ class MultiLoRA:
         actives = [t for _, _, layer in self.layers for t in layer.active]
         if self.cfg.max_grad_norm is not None:  # each adapter's gradient clipped by its own norm
             grads = [a.grad for a in actives if a.grad is not None]
-            norms = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
-            scale = (self.cfg.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+            scale = clip_factors(torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0), self.cfg.max_grad_norm)
             for g in grads:
                 g.mul_(scale.view((-1,) + (1,) * (g.dim() - 1)).to(g.dtype))
         for g, (slot, lr) in enumerate(zip(slots.tolist(), lrs.tolist())):
@@ -367,28 +385,3 @@ def _passes(pending: list[int], width: dict[int, int], rows: dict[int, int], pas
     if current:
         out.append(current)
     return out
-
-
-def _target_losses(model: nn.Module, input_ids: torch.Tensor, mask: torch.Tensor,
-                   labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy of every target token (labels shifted by one, as causal LMs are trained), and its row.
-
-    The output layer is applied only at the positions that predict a target (the language model
-    head of a small model is a large share of its FLOPs); models whose logits need more than the
-    head (soft-capping, scaling) go through their full forward.
-    """
-    shifted = labels[:, 1:]
-    where = shifted != -100
-    head = model.get_output_embeddings()
-    backbone = getattr(model, model.base_model_prefix, None)
-    plain_head = (head is not None and backbone is not None and
-                  getattr(model.config, "final_logit_softcapping", None) is None and
-                  getattr(model.config, "logit_scale", None) is None)
-    if plain_head:
-        hidden = backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state[:, :-1]
-        logits = head(hidden[where])
-    else:
-        logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1][where]
-    losses = F.cross_entropy(logits.float(), shifted[where], reduction="none")  # float32, as transformers' loss
-    row_of_token = where.nonzero()[:, 0]
-    return losses, row_of_token

@@ -10,7 +10,7 @@ of them about a second invented entity), each fact has several phrasings, and ea
 question is worded unlike the sentence that states its answer (a different verb, the
 other side of a relation), so that rote memorisation of the passage is not enough.
 
-    python -m seal.knowledge.fictional 3    # print three passages
+    python -m seal.domains.knowledge.fictional 3    # print three passages
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import sys
 
-from seal.knowledge.passages import Passage, Question
+from seal.domains.knowledge.passages import Passage, Question
 
 _ONSETS = ["b", "br", "d", "dr", "f", "g", "gr", "k", "kr", "l", "m", "n", "p", "qu", "r", "s", "st", "t", "th", "v", "z", "sh", "h"]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ei", "ou", "y"]

@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from seal.arc.augment import GROUPS
+from seal.domains.arc.augment import GROUPS
 
 LR_RANGE = (1e-6, 1e-2)
 EPOCHS_RANGE = (1, 10)
@@ -25,6 +25,10 @@ LOSSES = ("all", "output")
 
 class RecipeError(ValueError):
     """A self-edit that is not a valid recipe; the message says why."""
+
+
+class OverBudget(RecipeError):
+    """A valid recipe whose training exceeds the budget (steps, or sequence length)."""
 
 
 @dataclass(frozen=True)
@@ -44,19 +48,20 @@ ORACLE = Recipe(augmentations=tuple(GROUPS), learning_rate=1e-4, epochs=2, loss=
 
 
 def _first_json_object(text: str) -> dict:
+    """The first JSON object in `text` (braces inside JSON strings are the string's).
+
+    >>> _first_json_object('Recipe: {"loss": "output", "note": "a } b"} done')
+    {'loss': 'output', 'note': 'a } b'}
+    """
+    decoder = json.JSONDecoder()
     start = text.find("{")
     while start != -1:
-        depth = 0
-        for end in range(start, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[end], 0)
-            if depth == 0:
-                try:
-                    obj = json.loads(text[start:end + 1])
-                except json.JSONDecodeError:
-                    break
-                if isinstance(obj, dict):
-                    return obj
-                break
+        try:
+            obj, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            return obj
         start = text.find("{", start + 1)
     raise RecipeError("no JSON object in the self-edit")
 
@@ -81,7 +86,7 @@ def parse_recipe(text: str) -> Recipe:
     Recipe(augmentations=('basic',), learning_rate=0.0001, epochs=3, loss='all')
     >>> parse_recipe('{"augmentations": ["basic"], "learning_rate": 5, "epochs": 3, "loss": "all"}')
     Traceback (most recent call last):
-    seal.arc.recipe.RecipeError: learning_rate 5 is outside [1e-06, 0.01]
+    seal.domains.arc.recipe.RecipeError: learning_rate 5 is outside [1e-06, 0.01]
     """
     obj = _first_json_object(text)
     if "data_generation" in obj or "training" in obj:
@@ -114,10 +119,10 @@ def check_budget(recipe: Recipe, n_sequences: int, max_steps: int) -> None:
 
     >>> check_budget(Recipe(epochs=3), n_sequences=40, max_steps=100)
     Traceback (most recent call last):
-    seal.arc.recipe.RecipeError: recipe needs 120 steps (40 sequences x 3 epochs), over the budget of 100
+    seal.domains.arc.recipe.OverBudget: recipe needs 120 steps (40 sequences x 3 epochs), over the budget of 100
     """
     steps = n_sequences * recipe.epochs
     if steps > max_steps:
-        raise RecipeError(f"recipe needs {steps} steps ({n_sequences} sequences x {recipe.epochs} epochs), "
+        raise OverBudget(f"recipe needs {steps} steps ({n_sequences} sequences x {recipe.epochs} epochs), "
                           f"over the budget of {max_steps}")
 

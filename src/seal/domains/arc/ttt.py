@@ -21,9 +21,9 @@ import random
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from seal.arc.augment import GROUPS, INFERENCE, ColourPermutation, Identity, Transform, apply_to_task, permute_examples
-from seal.arc.grids import Example, Grid, Task, format_grid, parse_grid
-from seal.arc.recipe import Recipe
+from seal.domains.arc.augment import GROUPS, INFERENCE, ColourPermutation, Identity, Transform, apply_to_task, permute_examples
+from seal.domains.arc.grids import Example, Grid, Task, format_grid, parse_grid
+from seal.domains.arc.recipe import Recipe
 
 
 def task_prompt(demonstrations: tuple[Example, ...], query: Grid) -> str:
@@ -41,7 +41,7 @@ class TTTExample:
 def leave_out_subtasks(task: Task, max_left_out: int = 2) -> list[tuple[tuple[Example, ...], Example]]:
     """(context demonstrations, held-out demonstration) pairs; at least one demonstration stays as context.
 
-    >>> from seal.arc.grids import make_grid
+    >>> from seal.domains.arc.grids import make_grid
     >>> e = [Example(make_grid([[i]]), make_grid([[i]])) for i in range(3)]
     >>> len(leave_out_subtasks(Task("t", tuple(e), ())))   # 3 leave-one-out + 3 x 2 leave-two-out
     9
@@ -118,21 +118,27 @@ def answer_max_tokens(task: Task) -> int:
     return min(2 * max(h, w) * (2 * max(h, w) + 1), 31 * 30) + 2
 
 
-def solve(generate_fn, task: Task, attempts: int = 2, transforms=INFERENCE) -> list[list[Grid]]:
-    """Voted attempts per test input; `generate_fn(prompts, max_new_tokens) -> list[str]` decodes greedily."""
-    results = []
+def vote_answers(task: Task, replies: list[str], attempts: int = 2, transforms=INFERENCE) -> list[list[Grid]]:
+    """Voted attempts per test input from the replies to every test input's `inference_prompts`, in order."""
+    results, r = [], 0
     for i in range(len(task.test)):
         pairs = inference_prompts(task, i, transforms)
-        replies = generate_fn([p for _, p in pairs], answer_max_tokens(task))
         candidates = []
-        for (transform, _), reply in zip(pairs, replies):
+        for (transform, _), reply in zip(pairs, replies[r:r + len(pairs)]):
             grid = parse_grid(reply)
             try:
                 candidates.append(None if grid is None else transform.inverse(grid))
             except (IndexError, ZeroDivisionError):  # a malformed answer the inverse cannot map back
                 candidates.append(None)
+        r += len(pairs)
         results.append(vote(candidates, attempts))
     return results
+
+
+def solve(generate_fn, task: Task, attempts: int = 2, transforms=INFERENCE) -> list[list[Grid]]:
+    """Voted attempts per test input; `generate_fn(prompts, max_new_tokens) -> list[str]` decodes greedily."""
+    prompts = [p for i in range(len(task.test)) for _, p in inference_prompts(task, i, transforms)]
+    return vote_answers(task, generate_fn(prompts, answer_max_tokens(task)), attempts, transforms)
 
 
 def is_solved(task: Task, attempts: list[list[Grid]]) -> bool:

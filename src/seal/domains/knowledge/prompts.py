@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from seal.knowledge.passages import Passage
+from seal.domains.knowledge.passages import Passage
 
 SELF_EDIT_PROMPTS = {
     "implications": (
@@ -109,7 +109,7 @@ def training_sequences(passage: Passage, self_edit: str | None, family: str = "i
                        include_passage: bool = True) -> list[str]:
     """The texts a trial fine-tunes on: the passage, and each piece of the self-edit, title first.
 
-    >>> from seal.knowledge.passages import Passage, Question
+    >>> from seal.domains.knowledge.passages import Passage, Question
     >>> p = Passage("Vesu", "Vesu is a town.", (Question("What is Vesu?", "a town"),))
     >>> training_sequences(p, "1. Vesu is small.\\n2. It is old.")
     ['Vesu\\nVesu is a town.', 'Vesu\\nVesu is small.', 'Vesu\\nIt is old.']

@@ -2,7 +2,8 @@
 
 The reward of a recipe is 1 when test-time training with it makes the voted answers solve
 the task, else 0; the baseline is 0, so the loop keeps only recipes that solved their task
-(the paper's filter for ARC).
+(the paper's filter for ARC). A recipe that trained nothing (invalid, over budget) earns 0
+even when the untrained model happens to solve the task.
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ import json
 import random
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from seal.arc.evaluate import load_tasks, sample_recipes
-from seal.arc.grids import Task
-from seal.arc.trial import arc_trial, recipe_prompt, untrained_answers
 from seal.config import RunConfig
+from seal.domains.arc.grids import Task
+from seal.domains.arc.trials import ArcTrials, load_tasks, recipe_prompt, untrained_answers
+from seal.domains.base import Trial
+from seal.engines.base import Engine
+from seal.errors import SealError
+from seal.generation import sample_into
+from seal.loops.inner import run_logged
 from seal.models import LoadedModel
 from seal.runs import RecordLog
+
+
+def sample_recipes(loaded: LoadedModel, tasks: list[Task], config: RunConfig, log_path: Path) -> dict[str, list[str]]:
+    """k recipe self-edits per task, appended batch by batch (a resumed run reuses them)."""
+    return sample_into(RecordLog(log_path), loaded, tasks, [recipe_prompt(t) for t in tasks], config.sampling,
+                       id_field="task_id", max_new_tokens=config.arc.recipe_max_new_tokens, desc="sample recipes")
 
 
 class ArcDomain:
@@ -29,8 +38,13 @@ class ArcDomain:
 
     def _tasks(self, config: RunConfig) -> list[Task]:
         if self._pool is None:
-            self._pool = load_tasks(config)
+            self._pool = load_tasks(config.arc)
         return self._pool
+
+    def check(self, config: RunConfig) -> None:
+        if config.train.baseline != "no-adaptation":
+            raise SealError("train.baseline passage-only is for passages; an ARC recipe's baseline is no adaptation")
+        self._tasks(config)
 
     def draw(self, config: RunConfig, r: int, round_dir: Path) -> list[Task]:
         path = round_dir / "tasks.json"
@@ -48,18 +62,14 @@ class ArcDomain:
     def sample(self, loaded: LoadedModel, tasks: list[Task], config: RunConfig, round_dir: Path) -> dict[str, list[str]]:
         return sample_recipes(loaded, tasks, config, round_dir / "self_edits.jsonl")
 
-    def evaluate(self, loaded: LoadedModel, model, tasks: list[Task], self_edits: dict[str, list[str]],
+    def evaluate(self, loaded: LoadedModel, engine: Engine, tasks: list[Task], self_edits: dict[str, list[str]],
                  config: RunConfig, round_dir: Path) -> tuple[dict[str, float], list[dict]]:
         log = RecordLog(round_dir / "trials.jsonl")
-        done = {(r["task_id"], r["self_edit_index"], r["seed"]) for r in log}
-        plan = [(t, e, edit, seed) for t in tasks for e, edit in enumerate(self_edits[t.id])
-                for seed in config.inner.seeds if (t.id, e, seed) not in done]
-        untrained = untrained_answers(log)
-        for task, e, edit, seed in tqdm(plan, desc="arc trials", unit="trial"):
-            record = arc_trial(loaded, model, task, edit, seed, config.inner, config.arc, untrained)
-            record["self_edit_index"] = e
-            log.append(record)
+        trials = [Trial("model", t, i, e, seed, edit) for i, t in enumerate(tasks)
+                  for e, edit in enumerate(self_edits[t.id]) for seed in config.inner.seeds]
+        records = run_logged(engine, ArcTrials(loaded.tokenizer, config.arc, untrained_answers(log)), trials, log,
+                             desc="arc trials")
         # Reward 1 only when the recipe's own TTT solved the task: an invalid or over-budget recipe
         # trained nothing, so the untrained model's luck is not its reward.
         return {t.id: 0.0 for t in tasks}, [{**r, "item_id": r["task_id"],
-                                             "accuracy": r["accuracy"] if r["status"] == "ok" else 0.0} for r in log]
+                                             "accuracy": r["accuracy"] if r["status"] == "ok" else 0.0} for r in records]

@@ -143,20 +143,19 @@ class EndpointJudge:
 
 
 class LocalJudge:
-    """An LLM judge run greedily on a local causal LM, with any LoRA adapter of `adapted` switched off."""
+    """An LLM judge run greedily on a local causal LM; on the model being adapted (`engine` given),
+    it judges with the base model (no adapter)."""
 
-    def __init__(self, loaded, adapted=None, batch_size: int = 16):
-        self.loaded, self.adapted, self.batch_size = loaded, adapted, batch_size
+    def __init__(self, loaded, engine=None, batch_size: int = 16):
+        self.loaded, self.engine, self.batch_size = loaded, engine, batch_size
 
     def replies(self, questions, golds, predictions) -> list[str]:
-        import contextlib
-
         from seal.generation import greedy_answers
 
         prompts = [judge_prompt(q, g, p) for q, g, p in zip(questions, golds, predictions)]
-        disable = getattr(self.adapted, "disable_adapter", None)
-        with disable() if disable is not None else contextlib.nullcontext():
-            return greedy_answers(self.loaded, prompts, max_new_tokens=3, batch_size=self.batch_size)
+        if self.engine is not None:
+            return self.engine.answer(prompts, [None] * len(prompts), max_new_tokens=3, batch_size=self.batch_size)
+        return greedy_answers(self.loaded, prompts, max_new_tokens=3, batch_size=self.batch_size)
 
     def __call__(self, questions, golds, predictions):
         return [parse_verdict(r) for r in self.replies(questions, golds, predictions)]
@@ -177,3 +176,18 @@ class Grader:
             return self.judge(questions, golds, predictions)
         fn = STRING_GRADERS[self.name]
         return [fn(p, g) for p, g in zip(predictions, golds)]
+
+
+def make_grader(config, loaded, engine=None) -> Grader:
+    """The configured grader; a local judge on the model being adapted judges with its adapter off."""
+    inner = config.inner
+    if inner.grader != "judge":
+        return Grader(inner.grader)
+    if inner.judge_url:
+        return Grader("judge", EndpointJudge(inner.judge_model, inner.judge_url))
+    if inner.judge_model == "local":
+        return Grader("judge", LocalJudge(loaded, engine))
+    from seal.config import ModelConfig
+    from seal.models import load_model
+
+    return Grader("judge", LocalJudge(load_model(ModelConfig(name=inner.judge_model, device=config.model.device))))

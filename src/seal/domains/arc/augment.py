@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from seal.arc.grids import MAX_SIDE, Example, Grid, Task, shape
+from seal.domains.arc.grids import MAX_SIDE, Example, Grid, Task, shape
 
 
 class Transform(Protocol):

@@ -15,8 +15,9 @@ its output before the next starts:
   sft        M-step: LoRA SFT of the generator on the kept (prompt, self-edit)    generator/, round.json
              pairs, merged and saved with save_pretrained; the next round samples from it
 
-The loop knows a domain only through the small `Domain` protocol below (the knowledge
-domain: passages and no-context QA; the ARC domain: tasks and recipes, reward 1 if solved).
+The loop knows a domain only through the small `Domain` protocol of seal.domains.base (the
+knowledge domain: passages and no-context QA; the ARC domain: tasks and recipes, reward 1 if
+solved), and runs every trial and the generator SFT on the configured engine (`--engine`).
 As in the paper, the generator is also the model adapted in the inner loop: round r's
 trials fine-tune round r's generator. `seal train --resume RUN_DIR` skips every finished
 stage and every finished trial. A round that keeps nothing leaves the generator unchanged.
@@ -30,34 +31,13 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
-from seal.adapt import mean_and_stderr
 from seal.config import RunConfig
-from seal.errors import SealError
-from seal.inner_loop import attach_adapters, attach_lora
-from seal.knowledge.domain import KnowledgeDomain
-from seal.models import LoadedModel, load_model
-from seal.sft import sft_generator
-
-
-class Domain(Protocol):
-    """What the outer loop needs from a domain (seal.knowledge.domain, seal.arc.domain)."""
-
-    name: str
-
-    def draw(self, config: RunConfig, r: int, round_dir: Path) -> list:
-        """Round r's training inputs (each with an `.id`), drawn once and saved in round_dir."""
-
-    def prompt(self, item, config: RunConfig) -> str:
-        """The instruction that asks for a self-edit of `item` (what the generator is fine-tuned on)."""
-
-    def sample(self, loaded: LoadedModel, items: list, config: RunConfig, round_dir: Path) -> dict[str, list[str]]:
-        """k self-edits per input, saved in round_dir before any trial."""
-
-    def evaluate(self, loaded: LoadedModel, model, items: list, self_edits: dict[str, list[str]],
-                 config: RunConfig, round_dir: Path) -> tuple[dict[str, float], list[dict]]:
-        """Baseline per input, and one record per trial (`item_id`, `self_edit_index`, `accuracy`); resumable."""
+from seal.domains.base import Domain
+from seal.engines import make_engine
+from seal.loops.sft import sft_generator
+from seal.models import load_model
+from seal.stats import mean_and_stderr
 
 
 def select_self_edits(rewards: dict[str, list[float]], baselines: dict[str, float], rule: str = "best") -> dict[str, list[int]]:
@@ -113,9 +93,8 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
     timings["generate_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    batched = getattr(domain, "batched_trials", False) and config.inner.engine == "batched"
-    model = attach_adapters(loaded.model, config.inner) if batched else attach_lora(loaded.model, config.inner)
-    baselines, trials = domain.evaluate(loaded, model, items, self_edits, round_config, round_dir)
+    engine = make_engine(loaded, config.inner)
+    baselines, trials = domain.evaluate(loaded, engine, items, self_edits, round_config, round_dir)
     timings["trials_s"] = time.perf_counter() - t
 
     rewards = self_edit_rewards(trials)
@@ -129,11 +108,12 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
                                     "baseline": baselines[iid], "self_edit": self_edits[iid][e]}) + "\n")
 
     t = time.perf_counter()
-    loaded.model = model.unload()  # drop the inner-loop adapter; the base weights were never changed
+    engine.unload()  # drop the inner-loop adapters; the base weights were never changed
     sft = None
     next_generator = generator
     if pairs:
-        sft = sft_generator(loaded, pairs, config.train.sft, seed=config.train.seed * 1_000 + r)
+        sft = sft_generator(loaded, pairs, config.train.sft, seed=config.train.seed * 1_000 + r,
+                            engine=config.inner.engine)
         save_generator(loaded, round_dir / "generator")
         next_generator = str(round_dir / "generator")
     timings["sft_s"] = time.perf_counter() - t
@@ -153,19 +133,8 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
     return summary
 
 
-def make_domain(config: RunConfig) -> Domain:
-    if config.domain == "arc":
-        from seal.arc.domain import ArcDomain
-
-        if config.train.baseline != "no-adaptation":
-            raise SealError("train.baseline passage-only is for passages; an ARC recipe's baseline is no adaptation")
-        return ArcDomain()
-    return KnowledgeDomain()
-
-
-def train(config: RunConfig, run_dir: Path, domain: Domain | None = None) -> list[dict]:
+def train(config: RunConfig, run_dir: Path, domain: Domain) -> list[dict]:
     """Run (or resume) every ReST-EM round of `config` in `run_dir`; return the rounds' summaries."""
-    domain = domain or make_domain(config)
     generator = config.model.name
     history = []
     for r in range(config.train.rounds):
@@ -195,65 +164,3 @@ def logged_input_rewards(trials_log: Path) -> dict[str, float]:
     with open(trials_log, encoding="utf-8") as f:
         trials = [{**t, "item_id": t["passage_id"]} for t in map(json.loads, f) if t.get("condition") == "model"]
     return {iid: sum(v) / len(v) for iid, v in self_edit_rewards(trials).items()}
-
-
-def paired_change(history: list[dict], r: int) -> tuple[float, float, int] | None:
-    """Round r's mean reward minus round 0's over the inputs both rounds drew (mean, s.e., inputs); None under 2.
-
-    When rounds draw the same inputs (a fixed training set), this paired difference leaves out
-    how hard each input is, which dominates the spread of a round's own mean.
-
-    >>> history = [{"input_rewards": {"a": 0.1, "b": 0.5}}, {"input_rewards": {"a": 0.3, "b": 0.6, "c": 1.0}}]
-    >>> [round(x, 3) for x in paired_change(history, 1)]
-    [0.15, 0.05, 2]
-    """
-    first, this = history[0].get("input_rewards"), history[r].get("input_rewards")
-    shared = sorted(set(first or {}) & set(this or {}))
-    if len(shared) < 2:  # no standard error from one input
-        return None
-    mean, stderr = mean_and_stderr([this[i] - first[i] for i in shared])
-    return mean, stderr, len(shared)
-
-
-def train_report(history: list[dict], title: str) -> str:
-    lines = [f"# {title}", "", "Reward: the inner loop's score (no-context accuracy; for ARC, solved or not), "
-             "averaged over seeds, then over an input's self-edits, then over inputs (± standard error over inputs).", "",
-             "Change vs round 0: the paired difference of mean rewards over the inputs both rounds drew.", "",
-             "| round | inputs | self-edits | baseline | mean reward | ± s.e. | change vs round 0 (paired) | kept | SFT loss | minutes |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r, h in enumerate(history):
-        sft = h["sft"]
-        loss = f"{sft['epoch_losses'][0]:.3f} → {sft['epoch_losses'][-1]:.3f}" if sft else "-"
-        minutes = sum(h["timings"].values()) / 60
-        inputs = h.get("inputs", h.get("passages"))  # runs written before the Domain protocol said "passages"
-        change = paired_change(history, r) if r else None
-        change = f"{100 * change[0]:+.1f} ± {100 * change[1]:.1f} ({change[2]} inputs)" if change else "-"
-        lines.append(f"| {h['round']} | {inputs} | {h['self_edits']} | {100 * h['mean_baseline']:.1f} % | "
-                     f"{100 * h['mean_reward']:.1f} % | {100 * h['reward_stderr']:.1f} | {change} | {h['kept']} | {loss} | "
-                     f"{minutes:.1f} |")
-    lines += ["", f"Final generator: `{history[-1]['generator_out']}`"]
-    return "\n".join(lines) + "\n"
-
-
-def plot_rewards(history: list[dict], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    rounds = [h["round"] for h in history]
-    fig, ax = plt.subplots(figsize=(4.5, 3.4))
-    ax.errorbar(rounds, [100 * h["mean_reward"] for h in history], yerr=[100 * h["reward_stderr"] for h in history],
-                marker="o", capsize=4, label="sampled self-edits")
-    ax.plot(rounds, [100 * h["mean_baseline"] for h in history], "--", color="grey", label="no adaptation")
-    ax.set_xlabel("ReST-EM round")
-    ax.set_ylabel("reward: no-context accuracy, %")
-    ax.set_xticks(rounds)
-    ax.legend(frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

@@ -1,6 +1,7 @@
 """Passages with questions: the inputs of the knowledge-incorporation domain.
 
-Three sources, one shape (`Passage`):
+The shape (`Passage`) and the file layouts; `seal.domains.knowledge.sources.load_passages`
+picks the source:
 
 * the grouped SEAL format, a JSON list of
   `{"title", "context", "questions": [{"question", "answer"}], "self_edits"?: [str]}`
@@ -10,7 +11,7 @@ Three sources, one shape (`Passage`):
   first gold answer per question, as the paper grouped it;
 * a Hugging Face dataset with SQuAD columns, `hf:NAME[:SPLIT]`, when the user is
   online and has `datasets` installed;
-* `fictional`: the embedded generator of invented passages (seal.knowledge.fictional).
+* `fictional`: the embedded generator of invented passages (seal.domains.knowledge.fictional).
 """
 
 from __future__ import annotations
@@ -42,25 +43,7 @@ class Passage:
         return hashlib.sha1(f"{self.title}\n{self.context}".encode()).hexdigest()[:12]
 
 
-def load_passages(source: str, num_passages: int | None = None, offset: int = 0, fictional_seed: int = 0) -> list[Passage]:
-    """Load passages from `source` and take `num_passages` of them from `offset`."""
-    if source == "fictional":
-        from seal.knowledge.fictional import generate_passages
-
-        passages = generate_passages((num_passages or 50) + offset, seed=fictional_seed)
-    elif source.startswith("hf:"):
-        passages = _load_hf(source[3:])
-    else:
-        passages = parse_passages(_read_json(Path(source)), where=source)
-    passages = passages[offset:]
-    if num_passages is not None:
-        passages = passages[:num_passages]
-    if not passages:
-        raise SealError(f"{source}: no passages left after offset {offset}")
-    return passages
-
-
-def _read_json(path: Path):
+def read_json(path: Path):
     if not path.is_file():
         raise SealError(f"passage file not found: {path}")
     try:
@@ -102,7 +85,7 @@ def _require(obj, key: str, kind: type | tuple[type, ...], where: str):
     return obj[key]
 
 
-def _checked_passage(title: str, context: str, questions: list[Question], self_edits, where: str) -> Passage:
+def checked_passage(title: str, context: str, questions: list[Question], self_edits, where: str) -> Passage:
     if not context.strip():
         raise SealError(f"{where}: the passage text is empty")
     if not questions:
@@ -125,7 +108,7 @@ def _passage_from_grouped(item, where: str) -> Passage:
     for k, q in enumerate(_require(item, "questions", list, where)):
         qwhere = f"{where}, question {k}"
         questions.append(Question(_require(q, "question", str, qwhere), str(_require(q, "answer", (str, int, float), qwhere))))
-    return _checked_passage(title, context, questions, item.get("self_edits", []), where)
+    return checked_passage(title, context, questions, item.get("self_edits", []), where)
 
 
 def _passage_from_squad(article, paragraph, where: str) -> Passage:
@@ -138,25 +121,7 @@ def _passage_from_squad(article, paragraph, where: str) -> Passage:
             continue
         questions.append(Question(_require(qa, "question", str, f"{where}.qas[{k}]"),
                                   _require(answers[0], "text", str, f"{where}.qas[{k}].answers[0]")))
-    return _checked_passage(title, context, questions, [], where)
-
-
-def _load_hf(spec: str) -> list[Passage]:
-    name, _, split = spec.partition(":")
-    try:
-        import datasets
-    except ImportError:
-        raise SealError("hf: sources need the optional package `datasets` (pip install datasets)") from None
-    try:
-        rows = datasets.load_dataset(name, split=split or "validation")
-    except Exception as err:  # the datasets library raises many types for a missing dataset or no network
-        raise SealError(f"could not load Hugging Face dataset {name!r} (offline? set SEAL_ONLINE=1): {err}") from None
-    grouped: dict[tuple[str, str], list[Question]] = {}
-    for row in rows:
-        answers = row["answers"]["text"]
-        if answers:
-            grouped.setdefault((row["title"], row["context"]), []).append(Question(row["question"], answers[0]))
-    return [_checked_passage(t.replace("_", " "), c, qs, [], f"hf:{name}") for (t, c), qs in grouped.items()]
+    return checked_passage(title, context, questions, [], where)
 
 
 def save_passages(passages: list[Passage], path: Path) -> None:

@@ -1,0 +1,1 @@
+"""The `seal` subcommands: thin wiring of a domain, an engine and a loop into a run directory."""

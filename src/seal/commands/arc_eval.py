@@ -1,0 +1,53 @@
+"""`seal eval --domain arc`: the paper's ARC table, every row through the same TTT trial on the configured engine.
+
+    seal eval --domain arc --condition icl --condition model --condition oracle -k 5
+
+Conditions: `icl` (no test-time training), `model` (recipes sampled from the model being
+evaluated), `oracle` (all augmentation groups, output-only loss, lr 1e-4, 2 epochs), and
+`generator:MODEL` (recipes sampled from another model, e.g. a ReST-EM round's generator).
+A row's figure is the paper's success rate: the share of (task, recipe) trials whose voted
+answers solve the task, averaged per task first, with the standard error over tasks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from seal.config import RunConfig
+from seal.domains.arc.domain import sample_recipes
+from seal.domains.arc.recipe import ORACLE
+from seal.domains.arc.trials import ArcTrials, load_tasks, untrained_answers
+from seal.domains.base import Trial
+from seal.engines import make_engine
+from seal.loops.inner import run_logged
+from seal.models import load_model
+from seal.report import summarise_arc
+from seal.runs import RecordLog
+
+
+def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
+    tasks = load_tasks(config.arc)
+    loaded = load_model(config.model)
+    recipes: dict[str, dict[str, list]] = {}
+    for c in config.conditions:
+        if c == "model":
+            recipes[c] = sample_recipes(loaded, tasks, config, run_dir / "recipes.jsonl")
+        elif c.startswith("generator:"):
+            generator = load_model(replace(config.model, name=c.removeprefix("generator:")))
+            label = "".join(ch if ch.isalnum() else "-" for ch in c)[-60:]
+            recipes[c] = sample_recipes(generator, tasks, config, run_dir / f"recipes-{label}.jsonl")
+            del generator
+        else:
+            recipes[c] = {t.id: [None] if c == "icl" else [ORACLE] for t in tasks}
+
+    engine = make_engine(loaded, config.inner)
+    log = RecordLog(run_dir / "trials.jsonl")
+    trials = [Trial(c, t, i, e, seed, edit) for c in config.conditions for i, t in enumerate(tasks)
+              for e, edit in enumerate(recipes[c][t.id]) for seed in config.inner.seeds]
+    start = time.perf_counter()
+    records = run_logged(engine, ArcTrials(loaded.tokenizer, config.arc, untrained_answers(log)), trials, log,
+                         desc="arc trials")
+    print(f"arc: {len(trials)} trials in {time.perf_counter() - start:.0f}s")
+    return summarise_arc(records, config.conditions, [t.id for t in tasks])

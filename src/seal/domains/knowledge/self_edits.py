@@ -1,0 +1,77 @@
+"""Sampling self-edits: the model writes its own fine-tuning data for each passage.
+
+    seal generate --data ../shared/data/squad/eval200_gpt41_self_edits.json --num-passages 20 -k 3
+
+Self-edits are sampled in batches (k per passage, `num_return_sequences`) and appended to
+`RUN_DIR/self_edits.jsonl` batch by batch (`seal.generation.sample_into`), so an interrupted
+generation resumes where it stopped and samples what it would have. A later `seal adapt` can train on them by naming the run directory as a
+condition (`--condition runs/...-generate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from seal.config import RunConfig, SamplingConfig
+from seal.errors import SealError
+from seal.generation import generate, sample_into
+from seal.domains.knowledge.passages import Passage
+from seal.domains.knowledge.prompts import self_edit_prompt
+from seal.models import LoadedModel, load_model
+from seal.runs import RecordLog
+
+
+def sample_self_edits(loaded: LoadedModel, passages: list[Passage], sampling: SamplingConfig) -> list[list[str]]:
+    """k self-edits per passage from the current model, in memory (the bench scripts' use)."""
+    if sampling.prompt == "none":
+        return [[] for _ in passages]
+    return generate(loaded, [self_edit_prompt(sampling.prompt, p) for p in passages],
+                    max_new_tokens=sampling.max_new_tokens, batch_size=sampling.batch_size,
+                    temperature=sampling.temperature, top_p=sampling.top_p, num_return_sequences=sampling.k,
+                    seed=sampling.seed)
+
+
+def generate_into(run_dir: Path, loaded: LoadedModel, passages: list[Passage], config: RunConfig,
+                  log_name: str = "self_edits.jsonl") -> dict[str, list[str]]:
+    """Sample self-edits for every passage not yet in RUN_DIR/LOG_NAME; return all of them by passage id."""
+    s = config.sampling
+    if s.prompt == "none":
+        return {p.id: [] for p in passages}
+    return sample_into(RecordLog(run_dir / log_name), loaded, passages, [self_edit_prompt(s.prompt, p) for p in passages],
+                       s, id_field="passage_id", max_new_tokens=s.max_new_tokens,
+                       describe=lambda i, p: {"passage_index": i, "title": p.title, "prompt": s.prompt},
+                       desc="generate self-edits")
+
+
+def read_generated(path: str | Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Self-edits of an earlier `seal generate` run (its directory or its self_edits.jsonl) by passage id,
+    and each passage's prompt family (a run may mix families; records without one: implications)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "self_edits.jsonl"
+    if not path.is_file():
+        raise SealError(f"no self_edits.jsonl at {path}")
+    records = list(RecordLog(path))
+    if not records:
+        raise SealError(f"{path} holds no self-edits")
+    families = {r["passage_id"]: r.get("prompt", "implications") for r in records}
+    return families, {r["passage_id"]: r["self_edits"] for r in records}
+
+
+def sample_condition(condition: str, run_dir: Path, loaded: LoadedModel, passages: list[Passage],
+                     config: RunConfig) -> dict[str, list[str]]:
+    """Self-edits for a sampling condition: `model` (the adapted model itself) or `generator:PATH`."""
+    if condition == "model":
+        return generate_into(run_dir, loaded, passages, config)
+    path = condition.removeprefix("generator:")
+    label = "".join(ch if ch.isalnum() else "-" for ch in path).strip("-")[-60:]
+    log_name = f"self_edits-{label}.jsonl"
+    done = {r["passage_id"]: r["self_edits"] for r in RecordLog(run_dir / log_name)}
+    if all(p.id in done for p in passages):  # a resumed run: do not load the generator again
+        return done
+    generator = load_model(replace(config.model, name=path))
+    try:
+        return generate_into(run_dir, generator, passages, config, log_name)
+    finally:
+        del generator

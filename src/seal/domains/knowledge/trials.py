@@ -1,0 +1,200 @@
+"""Knowledge-incorporation trials: a passage's self-edit -> training sequences -> no-context QA -> graded.
+
+    domain = KnowledgeTrials(loaded.tokenizer, config.inner, grader, baselines)
+    records = run_logged(engine, domain, plan_trials(config, passages, generated), log)   # seal.loops.inner
+
+A trial trains on the self-edit's sequences (one per line, title first, plus the passage:
+seal.domains.knowledge.prompts) and answers every question of its passage with no passage
+in context; the reward is the share of questions graded right. A self-edit that yields no
+training sequence (empty or unparsable) is not trained on and scores 0, so a generator is
+never rewarded for writing nothing. `CptTrials` is the continued-pretraining setting: one
+job over every passage's sequences, asked every question.
+
+Conditions choose each trial's self-edits: `passage` (none), `data` (stored in the data file),
+`model` / `generator:PATH` (sampled into the run), or the path of a `seal generate` run.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from seal.config import InnerLoopConfig, RunConfig
+from seal.domains.base import Prepared, Requests, Trial
+from seal.domains.knowledge.grading import Grader
+from seal.domains.knowledge.passages import Passage
+from seal.domains.knowledge.prompts import question_prompt, training_sequences
+from seal.domains.knowledge.self_edits import read_generated
+from seal.domains.knowledge.sources import load_passages
+from seal.engines.base import Engine, Job
+from seal.engines.schedule import tokenize_sequences
+from seal.errors import SealError
+from seal.runs import RecordLog
+
+
+def passages_for(config: RunConfig) -> list[Passage]:
+    d = config.data
+    return load_passages(d.source, d.num_passages, d.offset, d.fictional_seed)
+
+
+def check_conditions(config: RunConfig, passages: list[Passage]) -> None:
+    """Fail before any slow stage when a condition cannot be met by these passages."""
+    sampled = [c for c in config.conditions if c == "model" or c.startswith("generator:")]
+    if sampled and config.sampling.prompt == "none":
+        raise SealError(f"prompt 'none' samples no self-edits, so condition {sampled[0]!r} would run no trial; "
+                        "use condition 'passage' for passage-only training")
+    if "passage" in config.conditions and not config.inner.include_passage:
+        raise SealError("condition 'passage' trains on the passage alone, and --no-passage (inner.include_passage: "
+                        "false) leaves it nothing to train on; drop one of them")
+    if "data" in config.conditions:
+        for i, passage in enumerate(passages):
+            if not passage.self_edits:
+                raise SealError(f"condition 'data' needs self_edits in the data file, and passage {i} "
+                                f"({passage.title!r}) has none")
+
+
+def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str, dict[str, list[str]]]) -> list[Trial]:
+    """Every trial of the run, in a fixed order (condition, passage, self-edit, seed).
+
+    `generated` maps each sampling condition (`model`, `generator:PATH`) to its self-edits by passage id.
+    """
+    trials = []
+    for condition in config.conditions:
+        families: dict[str, str] = {}
+        stored: dict[str, list[str]] = {}
+        if condition in generated:
+            stored = generated[condition]
+        elif condition not in ("passage", "data"):
+            families, stored = read_generated(condition)
+        for i, passage in enumerate(passages):
+            if condition == "passage":
+                edits: list[str | None] = [None]
+            elif condition == "data":
+                edits = list(passage.self_edits)
+            else:
+                if passage.id not in stored:
+                    raise SealError(f"{condition}: no self-edits for passage {i} ({passage.title!r})")
+                edits = list(stored[passage.id])
+            if config.max_self_edits is not None:
+                edits = edits[: config.max_self_edits]
+            family = families.get(passage.id, config.sampling.prompt)
+            for e, edit in enumerate(edits):
+                for seed in config.inner.seeds:
+                    trials.append(Trial(condition, passage, i, e, seed, edit, family))
+    return trials
+
+
+def grade_answers(passage: Passage, answers: list[str], grader: Grader) -> list[dict]:
+    scores = grader([q.question for q in passage.questions], [q.answer for q in passage.questions], answers)
+    return [{"question": q.question, "gold": q.answer, "answer": a, "score": s}
+            for q, a, s in zip(passage.questions, answers, scores)]
+
+
+def question_requests(passages: list[Passage], inner: InnerLoopConfig) -> Requests:
+    return Requests([question_prompt(q.question, p.title, inner.question_prompt) for p in passages for q in p.questions],
+                    inner.answer_max_new_tokens)
+
+
+class KnowledgeTrials:
+    """The inner loop's view of passages (seal.domains.base.TrialDomain)."""
+
+    id_field = "passage_id"
+
+    def __init__(self, tokenizer, inner: InnerLoopConfig, grader: Grader, baselines: dict[str, dict] | None = None):
+        self.tokenizer, self.inner, self.grader, self.baselines = tokenizer, inner, grader, baselines or {}
+
+    def prepare(self, trial: Trial) -> Prepared:
+        passage: Passage = trial.item
+        sequences = training_sequences(passage, trial.self_edit, trial.family, self.inner.include_passage)
+        record = {"condition": trial.condition, "passage_id": passage.id, "passage_index": trial.item_index,
+                  "title": passage.title, "self_edit_index": trial.self_edit_index, "seed": trial.seed,
+                  "self_edit": trial.self_edit, "n_sequences": len(sequences), "status": "ok"}
+        if passage.id in self.baselines:
+            record["baseline_accuracy"] = self.baselines[passage.id]["accuracy"]
+        if not sequences:
+            raise SealError(f"passage {trial.item_index} ({passage.title!r}): no training sequence (condition "
+                            f"{trial.condition!r} without the passage: inner.include_passage is false)")
+        if trial.self_edit is not None and len(sequences) == int(self.inner.include_passage):
+            return Prepared(None, {**record, "status": "empty_self_edit", "accuracy": 0.0, "answers": []})
+        return Prepared(Job(tokenize_sequences(self.tokenizer, sequences, self.inner.max_seq_len), trial.seed), record)
+
+    def requests(self, trial: Trial) -> Requests:
+        return question_requests([trial.item], self.inner)
+
+    def score(self, trial: Trial, answers: list[str]) -> dict:
+        graded = grade_answers(trial.item, answers, self.grader)
+        return {"accuracy": sum(g["score"] for g in graded) / len(graded), "answers": graded}
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Every passage of a CPT run, with each passage's self-edits for one condition."""
+
+    passages: tuple[Passage, ...]
+    self_edits: tuple[tuple[tuple[str, str], ...], ...]
+    """Per passage: (family, self-edit) pairs."""
+
+    @property
+    def id(self) -> str:
+        return "corpus"
+
+
+class CptTrials:
+    """Continued pretraining: one job over every passage's training sequences, asked every question."""
+
+    id_field = "corpus"
+
+    def __init__(self, tokenizer, inner: InnerLoopConfig, grader: Grader):
+        self.tokenizer, self.inner, self.grader = tokenizer, inner, grader
+
+    def prepare(self, trial: Trial) -> Prepared:
+        corpus: Corpus = trial.item
+        sequences = []
+        for passage, edits in zip(corpus.passages, corpus.self_edits):
+            sequences += training_sequences(passage, None, include_passage=self.inner.include_passage)
+            for family, edit in edits:
+                sequences += training_sequences(passage, edit, family, include_passage=False)
+        if not sequences:
+            raise SealError(f"cpt condition {trial.condition!r}: no training sequence")
+        random.Random(trial.seed).shuffle(sequences)
+        print(f"cpt {trial.condition} seed {trial.seed}: {len(sequences)} sequences over {len(corpus.passages)} passages")
+        record = {"condition": trial.condition, "corpus": corpus.id, "self_edit_index": 0, "seed": trial.seed,
+                  "n_sequences": len(sequences)}
+        return Prepared(Job(tokenize_sequences(self.tokenizer, sequences, self.inner.max_seq_len), trial.seed), record)
+
+    def requests(self, trial: Trial) -> Requests:
+        return question_requests(list(trial.item.passages), self.inner)
+
+    def score(self, trial: Trial, answers: list[str]) -> dict:
+        out, i = [], 0
+        for p in trial.item.passages:
+            graded = grade_answers(p, answers[i:i + len(p.questions)], self.grader)
+            i += len(p.questions)
+            out.append({"passage_id": p.id, "accuracy": sum(g["score"] for g in graded) / len(graded), "answers": graded})
+        return {"accuracy": sum(p["accuracy"] for p in out) / len(out), "passages": out}
+
+
+def ensure_baselines(run_dir, engine: Engine, passages: list[Passage], inner: InnerLoopConfig, grader: Grader,
+                     chunk: int = 8) -> dict[str, dict]:
+    """The un-adapted model's graded answers per passage, computed once and kept in baselines.jsonl."""
+    log = RecordLog(run_dir / "baselines.jsonl")
+    baselines = {r["passage_id"]: r for r in log}
+    todo = [(i, p) for i, p in enumerate(passages) if p.id not in baselines]
+    with tqdm(total=len(todo), desc="baseline", unit="passage", disable=not todo) as progress:
+        for c in range(0, len(todo), chunk):
+            part = todo[c:c + chunk]
+            requests = question_requests([p for _, p in part], inner)
+            flat = engine.answer(requests.prompts, [None] * len(requests.prompts),
+                                 max_new_tokens=requests.max_new_tokens, batch_size=inner.answer_batch_size)
+            k = 0
+            for i, passage in part:
+                graded = grade_answers(passage, flat[k:k + len(passage.questions)], grader)
+                k += len(passage.questions)
+                record = {"passage_id": passage.id, "passage_index": i, "title": passage.title, "answers": graded,
+                          "accuracy": sum(g["score"] for g in graded) / len(graded)}
+                log.append(record)
+                baselines[passage.id] = record
+            progress.update(len(part))
+    return baselines

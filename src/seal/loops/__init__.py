@@ -1,0 +1,1 @@
+"""The loops: the inner loop (adapt and evaluate), ReST-EM (the outer loop) and its M-step (SFT)."""

@@ -1,0 +1,122 @@
+"""The SEAL inner loop, for every domain: apply a self-edit with a fresh LoRA fine-tune, answer, score.
+
+    for index, record in run_trials(engine, domain, trials):   # records as their group finishes
+        ...
+    records = run_logged(engine, domain, trials, RecordLog(run_dir / "trials.jsonl"))   # resumable
+
+A trial (seal.domains.base.Trial) is one input, one self-edit and one seed. The domain turns
+it into a job (the self-edit's training sequences, tokenised; seed, learning rate and
+epochs: `TrialDomain.prepare`), the engine trains it from a fresh initialisation drawn from
+the seed, the adapted model answers the domain's questions with the input out of context
+(`requests`), and the domain scores the answers (`score`: the reward is `accuracy`). The
+engine is reset to the base model after every group, so nothing accumulates between trials.
+
+Trials run `engine.slots` at a time (one on the single engine, up to `inner.adapters_per_pass`
+on the batched one), jobs of similar size together so that passes stay full; every question
+of a group is answered in one routed decode. Trials that train nothing are answered by the
+base model, once per `shared_key`. A trial's record is yielded, and by `run_logged` written
+and fsync'ed, as soon as its group's answers are scored: a kill loses at most the group in
+flight (one trial on the single engine, up to `adapters_per_pass` on the batched one).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+from tqdm.auto import tqdm
+
+from seal.domains.base import Prepared, Requests, Trial, TrialDomain, record_key
+from seal.engines.base import Engine, TrainStats
+from seal.runs import RecordLog
+
+
+def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial],
+               desc: str | None = "trials") -> Iterator[tuple[int, dict]]:
+    """(trial index, record) for every trial, in the order their groups finish."""
+    prepared = [domain.prepare(t) for t in trials]
+    untrained = [i for i, p in enumerate(prepared) if p.job is None]
+    for i in untrained:
+        if not prepared[i].answer_untrained:
+            yield i, _finish(prepared[i], {}, None, 0.0)
+    yield from _answer_untrained(engine, domain, trials, prepared, [i for i in untrained if prepared[i].answer_untrained])
+
+    trained = [i for i, p in enumerate(prepared) if p.job is not None]
+    trained.sort(key=lambda i: (len(prepared[i].job.token_ids) * (prepared[i].job.epochs or 1),
+                                sum(map(len, prepared[i].job.token_ids))))  # alike step counts: passes stay full
+    progress = tqdm(total=len(trained), desc=desc, unit="trial", disable=desc is None or not trained)
+    try:
+        for g in range(0, len(trained), engine.slots):
+            group = trained[g:g + engine.slots]
+            try:
+                stats = engine.train([prepared[i].job for i in group],
+                                     desc=f"train {len(group)} adapter(s)" if desc is not None else None)
+                start = time.perf_counter()
+                requests = [domain.requests(trials[i]) for i in group]
+                answers = _answer(engine, requests, list(range(len(group))))
+            finally:
+                engine.reset()
+            eval_s = (time.perf_counter() - start) / len(group)
+            for i, st, a in zip(group, stats, answers):
+                yield i, _finish(prepared[i], domain.score(trials[i], a), st, eval_s)
+            progress.update(len(group))
+    finally:
+        progress.close()
+
+
+def _answer_untrained(engine: Engine, domain: TrialDomain, trials: list[Trial], prepared: list[Prepared],
+                      indices: list[int]) -> Iterator[tuple[int, dict]]:
+    """Trials that train nothing: the base model answers each shared key's requests once."""
+    if not indices:
+        return
+    keys = list(dict.fromkeys(prepared[i].shared_key or f"trial-{i}" for i in indices))
+    first = {k: next(i for i in indices if (prepared[i].shared_key or f"trial-{i}") == k) for k in keys}
+    start = time.perf_counter()
+    answers = _answer(engine, [domain.requests(trials[first[k]]) for k in keys], [None] * len(keys))
+    eval_s = (time.perf_counter() - start) / len(keys)
+    by_key = dict(zip(keys, answers))
+    for i in indices:
+        key = prepared[i].shared_key or f"trial-{i}"
+        reused = {} if first[key] == i else {"answers_reused": True}
+        yield i, _finish(prepared[i], {**domain.score(trials[i], by_key[key]), **reused}, None,
+                         eval_s if first[key] == i else 0.0)
+
+
+def _answer(engine: Engine, requests: list[Requests], adapters: list[int | None]) -> list[list[str]]:
+    """Every request's prompts in one decode, request r with adapter `adapters[r]`; answers per request."""
+    prompts, rows, budgets = [], [], []
+    for r, req in zip(adapters, requests):
+        prompts += req.prompts
+        rows += [r] * len(req.prompts)
+        budgets += [req.max_new_tokens] * len(req.prompts) if isinstance(req.max_new_tokens, int) else req.max_new_tokens
+    flat = engine.answer(prompts, rows, max_new_tokens=budgets, batch_size=engine.cfg.answer_batch_size,
+                         chat=requests[0].chat, stop=requests[0].stop)
+    out, i = [], 0
+    for req in requests:
+        out.append(flat[i:i + len(req.prompts)])
+        i += len(req.prompts)
+    return out
+
+
+def _finish(prepared: Prepared, scored: dict, stats: TrainStats | None, eval_s: float) -> dict:
+    record = {**prepared.record, **scored}
+    train_s = 0.0
+    if stats is not None:
+        record["train"] = {**record.get("train", {}), "steps": stats.steps, "tokens": stats.tokens,
+                           "epoch_losses": stats.epoch_losses}
+        train_s = stats.seconds
+    record.setdefault("train", None)
+    record["timings"] = {"train_s": round(train_s, 3), "eval_s": round(eval_s, 3)}
+    return record
+
+
+def run_logged(engine: Engine, domain: TrialDomain, trials: list[Trial], log: RecordLog,
+               desc: str | None = "trials") -> list[dict]:
+    """Run every trial not yet in `log`, appending each record as it finishes; return all of the log's records."""
+    done = {record_key(r, domain.id_field) for r in log}
+    todo = [t for t in trials if t.key not in done]
+    if len(todo) < len(trials):
+        print(f"resume: {len(trials) - len(todo)} of {len(trials)} trials already in {log.path}")
+    for _, record in run_trials(engine, domain, todo, desc):
+        log.append(record)
+    return list(log)

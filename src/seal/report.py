@@ -1,0 +1,140 @@
+"""The tables of every command: per-condition results with standard errors and paired differences.
+
+    seal adapt / eval / cpt   summarise + report_markdown   accuracy per condition, paired change vs a reference row
+    seal eval --domain arc    summarise_arc + arc_report    success rate per condition
+    seal train                train_report                  reward per round, paired change vs round 0
+
+A row's figure is the mean over inputs of each input's mean over its trials, ± the standard
+error over inputs (seal.stats). The paired change of a row against the reference row is the
+mean over the inputs both rows cover of (row - reference), ± its standard error: it leaves
+out how hard each input is, which dominates a row's own spread.
+"""
+
+from __future__ import annotations
+
+from seal.stats import mean_and_stderr, paired_difference
+
+
+def default_reference(conditions: list[str]) -> str | None:
+    """The row others are compared with: the base generator's self-edits, else the passage alone.
+
+    >>> default_reference(["passage", "data", "model"]), default_reference(["passage", "data"]), default_reference(["data"])
+    ('model', 'passage', None)
+    """
+    return next((c for c in ("model", "passage") if c in conditions), None)
+
+
+def summarise(config, passages: list, baselines: dict[str, dict], trials: list[dict]) -> dict:
+    """Per-condition and per-passage accuracies (trials averaged within a passage first)."""
+    rows = {"baseline": {p.id: [baselines[p.id]["accuracy"]] for p in passages if p.id in baselines}}
+    seconds: dict[str, list[float]] = {}
+    for t in trials:
+        rows.setdefault(t["condition"], {}).setdefault(t["passage_id"], []).append(t["accuracy"])
+        seconds.setdefault(t["condition"], []).append(t["timings"]["train_s"] + t["timings"]["eval_s"])
+    conditions = {}
+    for name, per_passage in rows.items():
+        means = [sum(v) / len(v) for v in per_passage.values()]
+        mean, stderr = mean_and_stderr(means) if means else (float("nan"), float("nan"))
+        conditions[name] = {"accuracy": mean, "stderr": stderr, "passages": len(means),
+                            "trials": sum(len(v) for v in per_passage.values()),
+                            "seconds_per_trial": (sum(seconds[name]) / len(seconds[name])) if name in seconds else None}
+    per_passage = [{"index": i, "title": p.title, "questions": len(p.questions),
+                    **{name: (sum(v[p.id]) / len(v[p.id]) if p.id in v else None) for name, v in rows.items()}}
+                   for i, p in enumerate(passages)]
+    reference = config.reference or default_reference(list(rows))
+    for name, per in rows.items():
+        change = None
+        if reference in rows and name != reference:
+            change = paired_difference({p: sum(v) / len(v) for p, v in per.items()},
+                                       {p: sum(v) / len(v) for p, v in rows[reference].items()})
+        conditions[name]["paired"] = None if change is None else {"mean": change[0], "stderr": change[1],
+                                                                  "passages": change[2]}
+    return {"grader": config.inner.grader, "reference": reference, "conditions": conditions, "per_passage": per_passage}
+
+
+def report_markdown(summary: dict, title: str) -> str:
+    names = list(summary["conditions"])
+    reference = summary.get("reference")
+    lines = [f"# {title}", "", f"Grader: `{summary['grader']}`. Accuracy: mean over passages of each passage's "
+             "no-context accuracy, averaged over its trials (self-edits x seeds) first (± standard error over passages). "
+             f"Paired change: the row minus `{reference}` over the passages both cover (± standard error over passages).",
+             "", f"| condition | accuracy | ± s.e. | change vs {reference} (paired) | passages | trials | s / trial |",
+             "|---|---|---|---|---|---|---|"]
+    for name, c in summary["conditions"].items():
+        spt = f"{c['seconds_per_trial']:.1f}" if c["seconds_per_trial"] is not None else "-"
+        p = c.get("paired")
+        change = f"{100 * p['mean']:+.1f} ± {100 * p['stderr']:.1f}" if p else ("reference" if name == reference else "-")
+        lines.append(f"| {name} | {100 * c['accuracy']:.1f} % | {100 * c['stderr']:.1f} | {change} | {c['passages']} | "
+                     f"{c['trials']} | {spt} |")
+    lines += ["", "| # | passage | questions | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+    for row in summary["per_passage"]:
+        cells = [f"{100 * row[n]:.0f} %" if row.get(n) is not None else "-" for n in names]
+        lines.append(f"| {row['index']} | {row['title'][:40]} | {row['questions']} | " + " | ".join(cells) + " |")
+    if summary.get("timings"):
+        lines += ["", "Stage times: " + ", ".join(f"{k} {v:.1f}" for k, v in summary["timings"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def summarise_arc(trials: list[dict], conditions: list[str], task_ids: list[str]) -> dict:
+    """Success rate per condition: mean over tasks of the share of a task's trials that solved it."""
+    out = {}
+    for c in conditions:
+        per_task = {}
+        for t in trials:
+            if t["condition"] == c:
+                per_task.setdefault(t["task_id"], []).append(float(t["solved"]))
+        rates = [sum(v) / len(v) for tid, v in per_task.items() if tid in task_ids]
+        mean, stderr = mean_and_stderr(rates) if rates else (float("nan"), float("nan"))
+        seconds = [t["timings"]["train_s"] + t["timings"]["eval_s"] for t in trials if t["condition"] == c]
+        statuses = {}
+        for t in trials:
+            if t["condition"] == c:
+                statuses[t["status"]] = statuses.get(t["status"], 0) + 1
+        out[c] = {"success_rate": mean, "stderr": stderr, "tasks": len(rates), "trials": len(seconds),
+                  "seconds_per_trial": sum(seconds) / len(seconds) if seconds else None, "statuses": statuses}
+    return {"domain": "arc", "conditions": out}
+
+
+def arc_report(summary: dict, title: str) -> str:
+    lines = [f"# {title}", "", "Success rate: share of (task, recipe) trials whose two voted attempts solve every "
+             "test input, averaged per task (± standard error over tasks).", "",
+             "| condition | success | ± s.e. | tasks | trials | s / trial | statuses |", "|---|---|---|---|---|---|---|"]
+    for name, c in summary["conditions"].items():
+        spt = f"{c['seconds_per_trial']:.0f}" if c["seconds_per_trial"] is not None else "-"
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(c["statuses"].items()))
+        lines.append(f"| {name} | {100 * c['success_rate']:.1f} % | {100 * c['stderr']:.1f} | {c['tasks']} | "
+                     f"{c['trials']} | {spt} | {statuses} |")
+    return "\n".join(lines) + "\n"
+
+
+def paired_change(history: list[dict], r: int) -> tuple[float, float, int] | None:
+    """Round r's mean reward minus round 0's over the inputs both rounds drew (mean, s.e., inputs); None under 2.
+
+    When rounds draw the same inputs (a fixed training set), this paired difference leaves out
+    how hard each input is, which dominates the spread of a round's own mean.
+
+    >>> history = [{"input_rewards": {"a": 0.1, "b": 0.5}}, {"input_rewards": {"a": 0.3, "b": 0.6, "c": 1.0}}]
+    >>> [round(x, 3) for x in paired_change(history, 1)]
+    [0.15, 0.05, 2]
+    """
+    return paired_difference(history[r].get("input_rewards") or {}, history[0].get("input_rewards") or {})
+
+
+def train_report(history: list[dict], title: str) -> str:
+    lines = [f"# {title}", "", "Reward: the inner loop's score (no-context accuracy; for ARC, solved or not), "
+             "averaged over seeds, then over an input's self-edits, then over inputs (± standard error over inputs).", "",
+             "Change vs round 0: the paired difference of mean rewards over the inputs both rounds drew.", "",
+             "| round | inputs | self-edits | baseline | mean reward | ± s.e. | change vs round 0 (paired) | kept | SFT loss | minutes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r, h in enumerate(history):
+        sft = h["sft"]
+        loss = f"{sft['epoch_losses'][0]:.3f} → {sft['epoch_losses'][-1]:.3f}" if sft else "-"
+        minutes = sum(h["timings"].values()) / 60
+        inputs = h.get("inputs", h.get("passages"))  # runs written before the Domain protocol said "passages"
+        change = paired_change(history, r) if r else None
+        change = f"{100 * change[0]:+.1f} ± {100 * change[1]:.1f} ({change[2]} inputs)" if change else "-"
+        lines.append(f"| {h['round']} | {inputs} | {h['self_edits']} | {100 * h['mean_baseline']:.1f} % | "
+                     f"{100 * h['mean_reward']:.1f} % | {100 * h['reward_stderr']:.1f} | {change} | {h['kept']} | {loss} | "
+                     f"{minutes:.1f} |")
+    lines += ["", f"Final generator: `{history[-1]['generator_out']}`"]
+    return "\n".join(lines) + "\n"
