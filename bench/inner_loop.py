@@ -13,7 +13,7 @@ batch 1, greedy no-context answers graded "gold contained"):
 (b) a competent single-adapter loop: the model wrapped once, the adapter reset by copying its
     initial tensors, no padding (batch 1), each trial's questions in one batched decode, the
     baseline once per passage (`inner.engine=single`);
-(c) the default engine (`seal.multi_lora`): many trials' adapters trained in shared passes and
+(c) the default engine (`seal.engines.multi_lora`): many trials' adapters trained in shared passes and
     their questions answered in one routed decode.
 
 (a) is fed the same initialisation, data order and gradient clipping as (b) and (c) (its Trainer
@@ -41,13 +41,16 @@ import torch
 from flops import matmul_peak
 from seal.config import InnerLoopConfig, ModelConfig
 from seal.generation import greedy_answers
-from seal.inner_loop import (attach_lora, grade_answers, reset_adapter, run_trial, run_trials_batched,
-                             tokenize_sequences, trial_record, TrainStats)
+from seal.domains.base import Trial
 from seal.domains.knowledge.grading import Grader
-from seal.domains.knowledge.passages import load_passages
 from seal.domains.knowledge.prompts import question_prompt, training_sequences
+from seal.domains.knowledge.sources import load_passages
+from seal.domains.knowledge.trials import KnowledgeTrials, grade_answers
+from seal.engines.multi_lora import MultiLoRAEngine
+from seal.engines.peft_single import PeftEngine
+from seal.engines.schedule import init_generator, lora_a_init, tokenize_sequences
+from seal.loops.inner import run_trials
 from seal.models import load_model, format_prompt
-from seal.multi_lora import MultiLoRA
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "eval200_gpt41_self_edits.json"
 
@@ -99,7 +102,11 @@ def trial_paper_way(loaded, passage, self_edit, seed, cfg: InnerLoopConfig, grad
     t = time.perf_counter()
     model = get_peft_model(loaded.model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                                                     target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
-    reset_adapter(model, seed)  # the same initialisation as (b) and (c), for the accuracy check
+    generator = init_generator(seed)  # the same initialisation as (b) and (c), for the accuracy check
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_A" in name:
+                param.copy_(lora_a_init(generator, tuple(param.shape)))
     sequences = training_sequences(passage, self_edit, "implications", cfg.include_passage)
     ids = tokenize_sequences(loaded.tokenizer, sequences, cfg.max_seq_len)
     width = max(len(s) for s in ids)
@@ -141,16 +148,18 @@ def trial_paper_way(loaded, passage, self_edit, seed, cfg: InnerLoopConfig, grad
     t = time.perf_counter()
     with model.disable_adapter():  # the baseline, again in every trial
         for q in passage.questions:
-            greedy_answers(loaded, [question_prompt(q.question)], max_new_tokens=cfg.answer_max_new_tokens)
+            greedy_answers(loaded, [question_prompt(q.question, passage.title)], max_new_tokens=cfg.answer_max_new_tokens)
     stages["baseline"] += time.perf_counter() - t
     t = time.perf_counter()
-    answers = [greedy_answers(loaded, [question_prompt(q.question)], max_new_tokens=cfg.answer_max_new_tokens)[0]
-               for q in passage.questions]
+    answers = [greedy_answers(loaded, [question_prompt(q.question, passage.title)],
+                              max_new_tokens=cfg.answer_max_new_tokens)[0] for q in passage.questions]
     eval_s = time.perf_counter() - t
     stages["eval"] += eval_s
     loaded.model = model.unload()
-    stats = TrainStats(steps=len(stream), tokens=sum(map(len, stream)), seconds=train_s)
-    return trial_record(seed, self_edit, len(sequences), stats, grade_answers(passage, answers, grader), eval_s)
+    graded = grade_answers(passage, answers, grader)
+    return {"accuracy": sum(g["score"] for g in graded) / len(graded), "answers": graded,
+            "train": {"steps": len(stream), "tokens": sum(map(len, stream))},
+            "timings": {"train_s": train_s, "eval_s": eval_s}}
 
 
 def main() -> None:
@@ -174,7 +183,8 @@ def main() -> None:
         raise SystemExit(f"no data at {args.data} (pass --data)")
 
     passages = load_passages(args.data, num_passages=args.passages)
-    trials = [(p, edit, 0, "implications") for p in passages for edit in p.self_edits[: args.self_edits]]
+    trials = [Trial("data", p, i, e, 0, edit) for i, p in enumerate(passages)
+              for e, edit in enumerate(p.self_edits[: args.self_edits])]
     n = len(trials)
     stride = max(1, n // args.reference_trials) if args.reference_trials else 1
     ref = list(range(0, n, stride))[: args.reference_trials or n]  # trial indices (a) and (b) run
@@ -197,7 +207,8 @@ def main() -> None:
         stages = dict.fromkeys(("setup", "train", "baseline", "eval"), 0.0)
         with PeakRSS() as mem:
             start = time.perf_counter()
-            results["a"] = [trial_paper_way(loaded, *trials[i][:3], cfg, grader, stages) for i in ref]
+            results["a"] = [trial_paper_way(loaded, trials[i].item, trials[i].self_edit, trials[i].seed, cfg, grader,
+                                            stages) for i in ref]
             wall = time.perf_counter() - start
         figures["a"] = {"seconds": wall, "stages": stages, "peak_rss_gb": mem.peak / 2 ** 30}
 
@@ -205,16 +216,18 @@ def main() -> None:
         stages = dict.fromkeys(("setup", "train", "baseline", "eval"), 0.0)
         with PeakRSS() as mem:
             start = time.perf_counter()
-            model = attach_lora(loaded.model, dataclasses.replace(cfg, engine="single"))
+            single = PeftEngine(loaded, dataclasses.replace(cfg, engine="single"))
             stages["setup"] = time.perf_counter() - start
             t = time.perf_counter()
-            with model.disable_adapter():
-                ref_passages = list({id(trials[i][0]): trials[i][0] for i in ref}.values())
-                greedy_answers(loaded, [question_prompt(q.question) for p in ref_passages for q in p.questions],
-                               max_new_tokens=cfg.answer_max_new_tokens, batch_size=cfg.answer_batch_size)
+            ref_passages = list({id(trials[i].item): trials[i].item for i in ref}.values())
+            prompts = [question_prompt(q.question, p.title) for p in ref_passages for q in p.questions]
+            single.answer(prompts, [None] * len(prompts), max_new_tokens=cfg.answer_max_new_tokens,
+                          batch_size=cfg.answer_batch_size)
             stages["baseline"] = time.perf_counter() - t
-            results["b"] = [run_trial(loaded, model, *trials[i][:3], cfg, grader, trials[i][3]) for i in ref]
-            loaded.model = model.unload()
+            got = dict(run_trials(single, KnowledgeTrials(loaded.tokenizer, cfg, grader), [trials[i] for i in ref],
+                                  desc="(b) trials"))
+            results["b"] = [got[k] for k in range(len(ref))]
+            single.unload()
             wall = time.perf_counter() - start
         stages["train"] = sum(r["timings"]["train_s"] for r in results["b"])
         stages["eval"] = sum(r["timings"]["eval_s"] for r in results["b"])
@@ -224,23 +237,22 @@ def main() -> None:
         stages = dict.fromkeys(("setup", "train", "baseline", "eval"), 0.0)
         with PeakRSS() as mem:
             start = time.perf_counter()
-            multi = MultiLoRA(loaded.model, cfg)
+            multi = MultiLoRAEngine(loaded, cfg)
             stages["setup"] = time.perf_counter() - start
             t = time.perf_counter()
-            prompts = [question_prompt(q.question) for p in passages for q in p.questions]
-            with multi.disable_adapter():
-                greedy_answers(loaded, prompts, max_new_tokens=cfg.answer_max_new_tokens,
-                               batch_size=cfg.answer_batch_size)
+            prompts = [question_prompt(q.question, p.title) for p in passages for q in p.questions]
+            multi.answer(prompts, [None] * len(prompts), max_new_tokens=cfg.answer_max_new_tokens,
+                         batch_size=cfg.answer_batch_size)
             stages["baseline"] = time.perf_counter() - t
-            got = dict(run_trials_batched(loaded, multi, trials, cfg, grader, desc="(c) trials"))
+            got = dict(run_trials(multi, KnowledgeTrials(loaded.tokenizer, cfg, grader), trials, desc="(c) trials"))
             results["c"] = [got[i] for i in range(n)]
-            loaded.model = multi.unload()
+            multi.unload()
             wall = time.perf_counter() - start
         stages["train"] = sum(r["timings"]["train_s"] for r in results["c"])
         stages["eval"] = sum(r["timings"]["eval_s"] for r in results["c"])
         figures["c"] = {"seconds": wall, "stages": stages, "peak_rss_gb": mem.peak / 2 ** 30}
         trained = sum(r["train"]["tokens"] for r in results["c"] if r["train"])
-        questions = [question_prompt(q.question) for p, *_ in trials for q in p.questions]
+        questions = [question_prompt(q.question, t.item.title) for t in trials for q in t.item.questions]
         decoded = prompt_tokens(loaded, questions) + answer_tokens(loaded, [a["answer"] for r in results["c"]
                                                                              for a in r["answers"]])
         baseline_tokens = prompt_tokens(loaded, prompts) + len(prompts) * cfg.answer_max_new_tokens // 2

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from seal.domains.knowledge.passages import load_passages
+from seal.domains.knowledge.sources import load_passages
 from seal.domains.knowledge.prompts import split_self_edit
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -17,7 +17,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from seal.domains.knowledge.passages import load_passages
+from seal.domains.knowledge.sources import load_passages
 from seal.domains.knowledge.prompts import self_edit_prompt, split_self_edit
 from seal.models import load_model
 from seal.runs import load_run_config

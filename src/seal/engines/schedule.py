@@ -53,7 +53,7 @@ def job_plan(job: Job, batch_size: int, default_epochs: int) -> list[tuple[int, 
     """(epoch, sequence indices) of every optimiser step of `job`, in order.
 
     >>> job_plan(Job([[1], [2], [3]], seed=0), batch_size=2, default_epochs=2)
-    [(0, [1, 0]), (0, [2]), (1, [2, 1]), (1, [0])]
+    [(0, [0, 2]), (0, [1]), (1, [2, 1]), (1, [0])]
     """
     epochs = default_epochs if job.epochs is None else job.epochs
     order_rng = random.Random(job.seed)
