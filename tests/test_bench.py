@@ -27,3 +27,15 @@ def test_inner_loop_bench_on_a_tiny_model(tiny_model_path, tmp_path, monkeypatch
     # batched engine answer the shared trial alike
     assert figures["agree_a_c"] == 1.0 and figures["agree_b_c"] == 1.0
     assert figures["c"]["trained_tokens"] > 0 and 0 < figures["c"]["mfu"] < 1
+
+
+@requires_shared_data("arc", "arc-agi_evaluation_challenges_filtered_1B_eval_set.json")
+def test_arc_bench_on_a_tiny_model(tiny_model_path, tmp_path, monkeypatch):
+    script = BENCH.parent / "arc.py"
+    out = tmp_path / "figures.json"
+    monkeypatch.setattr(sys, "argv", [str(script), "--model", str(tiny_model_path), "--tasks", "2",
+                                      "--max-examples", "2", "--out", str(out)])
+    runpy.run_path(str(script), run_name="__main__")
+    figures = json.loads(out.read_text())
+    assert len(figures["tasks"]) == 2 and figures["single"]["steps"] == figures["batched"]["steps"] > 0
+    assert figures["same_attempts"] == 2 and figures["batched/single"] > 0
