@@ -66,7 +66,7 @@ def main() -> None:
     loaded = load_model(ModelConfig(device="cpu"))
     passages = generate_passages(args.passages, seed=100)  # not the demo's passages
     rows = []
-    model = grader = None
+    model = None
     for temperature in [float(t) for t in args.temperatures.split(",")]:
         k = 1 if temperature == 0 else args.k
         start = time.perf_counter()
@@ -80,12 +80,18 @@ def main() -> None:
         row = {"temperature": temperature, "self_edits": sum(map(len, edits)), "grounding": sum(g) / max(len(g), 1),
                "coverage": sum(c) / len(c), "sequences": sum(n) / len(n), "gen_s": seconds}
         if args.trials:
-            from seal.inner_loop import attach_lora, run_trial
+            from seal.domains.base import Trial
+            from seal.domains.knowledge.trials import KnowledgeTrials
+            from seal.engines import make_engine
+            from seal.loops.inner import run_trials
 
             cfg = InnerLoopConfig()
-            if model is None:
-                model, grader = attach_lora(loaded.model, cfg), Grader("contains")
-            accs = [run_trial(loaded, model, p, e, 0, cfg, grader)["accuracy"] for p, es in zip(passages, edits) for e in es]
+            if model is None:  # the engine, installed once
+                model = make_engine(loaded, cfg)
+            trials = [Trial("model", p, i, e, 0, edit) for i, (p, es) in enumerate(zip(passages, edits))
+                      for e, edit in enumerate(es)]
+            accs = [r["accuracy"] for _, r in run_trials(model, KnowledgeTrials(loaded.tokenizer, cfg,
+                                                                                 Grader("contains")), trials)]
             row["accuracy"] = sum(accs) / len(accs)
         rows.append(row)
         print(row, flush=True)

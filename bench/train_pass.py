@@ -4,7 +4,7 @@
     .venv/bin/python bench/train_pass.py --model PATH --device cuda --dtype bfloat16 --rows 8,64,256
 
 For each pass size (rows of one adapter each, `--tokens` tokens per row, the length of a
-typical self-edit line), it times the stages of `seal.multi_lora.MultiLoRA`'s pass: copying the
+typical self-edit line), it times the stages of `seal.engines.multi_lora.MultiLoRAEngine`'s pass: copying the
 pass's adapters out of their slots (gather), the forward with the loss, the backward, and the
 AdamW update (fused, one call per adapter). The reference is the same forward and backward on
 the bare model (no adapters, gradients to the input embeddings only, so that the backward
@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from flops import matmul_peak, sync
 from seal.config import InnerLoopConfig, ModelConfig
 from seal.models import load_model
-from seal.multi_lora import MultiLoRA, _target_losses
+from seal.engines.multi_lora import MultiLoRAEngine
+from seal.engines.schedule import target_losses
 
 
 def timed(device: str, fn):
@@ -36,7 +37,7 @@ def timed(device: str, fn):
     return out, time.perf_counter() - start
 
 
-def lora_pass(multi: MultiLoRA, model, ids, mask, device) -> dict[str, float]:
+def lora_pass(multi: MultiLoRAEngine, model, ids, mask, device) -> dict[str, float]:
     slots = torch.arange(ids.shape[0], device=ids.device)
     out = {}
 
@@ -47,7 +48,7 @@ def lora_pass(multi: MultiLoRA, model, ids, mask, device) -> dict[str, float]:
 
     _, out["gather"] = timed(device, gather)
     with multi.route(None):
-        (losses, _), out["forward"] = timed(device, lambda: _target_losses(model, ids, mask, ids))
+        (losses, _), out["forward"] = timed(device, lambda: target_losses(model, ids, mask, ids))
     _, out["backward"] = timed(device, lambda: losses.sum().backward())
     lrs = torch.full((ids.shape[0],), 1e-3, dtype=torch.float64)
     _, out["adamw"] = timed(device, lambda: multi._adamw_step(slots, lrs))
@@ -89,7 +90,7 @@ def main() -> None:
     sizes = [int(r) for r in args.rows.split(",")]
     print(f"{mc.name} {args.dtype} {device}, {torch.get_num_threads()} threads; matmul peak {peak / 1e9:.1f} "
           f"GFLOP/s; {n_params / 1e6:.1f} M matmul parameters; {args.tokens} tokens per row")
-    multi = MultiLoRA(model, InnerLoopConfig(), slots=max(sizes))
+    multi = MultiLoRAEngine(loaded, InnerLoopConfig(), slots=max(sizes))
     vocab = model.get_output_embeddings().weight.shape[0]
     rows_out = []
     for rows in sizes:

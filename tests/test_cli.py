@@ -69,6 +69,8 @@ def test_bad_data_is_one_line_and_exit_2_and_no_run_dir(tmp_path, capsys, tiny_m
     (["--condition", "nonsense"], "unknown condition 'nonsense'"),
     (["--temperature", "-1"], "sampling.temperature"),
     (["--prompt", "none", "--condition", "model"], "prompt 'none' samples no self-edits"),
+    (["--no-passage", "--condition", "passage"], "leaves it nothing to train on"),
+    (["--reference", "data", "--condition", "passage"], "reference 'data' is not one of the rows"),
 ])
 def test_absurd_settings_are_rejected(tmp_path, capsys, tiny_model_path, flags, needle):
     code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path), *tiny_flags(tiny_model_path, tmp_path / "r"), *flags])
@@ -227,3 +229,37 @@ def test_data_condition_without_stored_self_edits_fails_before_any_work(tmp_path
     assert code == 2
     assert_one_clear_line(err, "condition 'data' needs self_edits")
     assert not runs.exists()
+
+
+def test_a_generate_run_mixing_prompt_families_splits_each_passage_by_its_own(tmp_path):
+    from seal.config import RunConfig
+    from seal.domains.knowledge.trials import plan_trials
+    from seal.runs import RecordLog
+
+    passages = generate_passages(2, seed=4)
+    log = RecordLog(tmp_path / "self_edits.jsonl")
+    log.append({"passage_id": passages[0].id, "prompt": "self-qa", "self_edits": ["Question: Who?\nAnswer: Ana"]})
+    log.append({"passage_id": passages[1].id, "prompt": "rewrite", "self_edits": ["One.\n\nTwo."]})
+    config = RunConfig(conditions=[str(tmp_path)]).validate()
+    families = [t.family for t in plan_trials(config, passages, {})]
+    assert families == ["self-qa", "rewrite"]
+
+
+def test_eval_table_gives_each_row_its_paired_change(tmp_path, capsys, tiny_model_path):
+    runs = tmp_path / "runs"
+    code = main(["adapt", "--data", data_file(tmp_path, n=3), "--condition", "passage", "--condition", "data",
+                 "--seeds", "0,1", *tiny_flags(tiny_model_path, runs)])
+    assert code == 0
+    [run_dir] = list(runs.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["reference"] == "passage"
+    trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    per = {}  # each passage's mean over its self-edits and seeds, per condition
+    for t in trials:
+        per.setdefault(t["condition"], {}).setdefault(t["passage_id"], []).append(t["accuracy"])
+    diffs = [sum(per["data"][p]) / 4 - sum(per["passage"][p]) / 2 for p in per["passage"]]
+    paired = summary["conditions"]["data"]["paired"]
+    assert paired["passages"] == 3 and paired["mean"] == pytest.approx(sum(diffs) / 3)
+    assert summary["conditions"]["passage"]["paired"] is None
+    report = (run_dir / "report.md").read_text()
+    assert "change vs passage (paired)" in report and f"{100 * paired['mean']:+.1f} ± " in report

@@ -36,3 +36,11 @@ def test_unknown_yaml_key_is_named(tmp_path):
     yaml_path.write_text("inner: {learning_rate: 0.1}\n")
     with pytest.raises(SealError, match="config.inner: unknown key 'learning_rate'"):
         config_from_args(build_parser().parse_args(["adapt", "--config", str(yaml_path)]))
+
+
+def test_train_defaults_are_the_papers_and_cpu_configs_name_their_own():
+    paper = config_from_args(build_parser().parse_args(["train"]))
+    assert (paper.sampling.k, paper.inner.seeds, paper.train.passages_per_round) == (5, [0, 1, 2], 50)
+    cpu = config_from_args(build_parser().parse_args(["train", "--config", str(CONFIGS[0].parent / "rest-em-squad.yaml")]))
+    assert (cpu.sampling.k, cpu.inner.seeds) == (3, [0])
+    assert config_from_args(build_parser().parse_args(["adapt"])).sampling.k == 1  # other commands keep theirs

@@ -290,3 +290,31 @@ def test_too_many_jobs_and_foreign_adapters_are_refused(tiny, fast_inner):
     multi = MultiLoRAEngine(tiny, fast_inner, slots=1)
     with pytest.raises(SealError, match="2 jobs for 1 adapter slots"):
         multi.train(jobs_for(tiny.tokenizer, fast_inner, 2))
+
+
+@pytest.mark.parametrize("engine_name, slots", [("single", 1), ("batched", 2)])
+def test_a_kill_loses_at_most_the_group_in_flight(tiny, fast_inner, tmp_path, engine_name, slots):
+    from seal.loops.inner import run_logged
+    from seal.runs import RecordLog
+
+    cfg = dataclasses.replace(fast_inner, adapters_per_pass=slots, epochs=1)
+    engine = make_engine(tiny, cfg, engine_name)
+    train, calls = engine.train, {"n": 0}
+
+    def dies_in_the_third_group(jobs, desc=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return train(jobs, desc)
+
+    engine.train = dies_in_the_third_group
+    passages = generate_passages(6, seed=2)
+    trials = [Trial("passage", p, i, 0, 0) for i, p in enumerate(passages)]
+    domain = KnowledgeTrials(tiny.tokenizer, cfg, Grader("contains"))
+    log = RecordLog(tmp_path / "trials.jsonl")
+    with pytest.raises(KeyboardInterrupt):
+        run_logged(engine, domain, trials, log, desc=None)
+    assert len(list(log)) == 2 * slots  # every finished group is on disk; only the third is lost
+    engine.train = train
+    records = run_logged(engine, domain, trials, log, desc=None)
+    assert sorted(r["passage_index"] for r in records) == list(range(6))  # the rest, nothing repeated

@@ -108,7 +108,8 @@ class InnerLoopConfig:
     in the known SmolLM2 figures); 1.0 is what transformers' Trainer, and so the paper's code, does."""
     target_modules: list[str] = field(default_factory=lambda: list(ALL_PROJECTIONS))
     max_seq_len: int = 512
-    """Training sequences are cut to this many tokens."""
+    """Training sequences are cut to this many tokens (this project's cap: a passage of the paper's
+    data fits; the paper's code sets no cut of its own)."""
     include_passage: bool = True
     """Train on the passage itself besides the self-edit's sequences (the paper does)."""
     seeds: list[int] = field(default_factory=lambda: [0])

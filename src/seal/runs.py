@@ -7,9 +7,10 @@
       trials.jsonl       one line per finished trial
       report.md          the final table
 
-A record is appended and fsync'ed as soon as it exists, so a kill loses at most the
-trial in progress; on resume a torn last line (a kill mid-write) is cut off and every
-record already written is kept and skipped.
+A record is appended and fsync'ed as soon as it exists: a kill loses at most the group of
+trials in flight (one trial on the single engine, up to `inner.adapters_per_pass` on the
+batched one, whose trials finish together: seal.loops.inner); on resume a torn last line
+(a kill mid-write) is cut off and every record already written is kept and skipped.
 """
 
 from __future__ import annotations

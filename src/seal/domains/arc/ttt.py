@@ -12,6 +12,10 @@ Inference: the test input is answered greedily under the identity and each geome
 transform, every answer is parsed, mapped back by the inverse transform and voted; the
 two most frequent grids are ARC's two attempts (pass@2). A task counts as solved only if
 every test input is.
+
+Departures from the paper's code (MARC's TTT): the leave-two-out sub-tasks are added to
+the leave-one-out ones (more TTT data from tasks with few demonstrations), and the vote is
+flat over the 7 views (MARC votes hierarchically: within each transform first, then across).
 """
 
 from __future__ import annotations

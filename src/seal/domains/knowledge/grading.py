@@ -5,10 +5,14 @@
 * `contains`: the normalised gold answer appears in the normalised answer. Lenient
   with a small model's wordy answers; the default, and the grader of the known
   SmolLM2 figures in DEVELOPERS.md.
-* the LLM judge, as in the paper (it used GPT-4.1 with a yes/no rubric): `judge_prompt`
+* an LLM judge, as in the paper (it used GPT-4.1 with a yes/no rubric): `judge_prompt`
   builds the rubric, `parse_verdict` reads a reply, and a `Judge` runs it either on a
   local Hugging Face model or on an OpenAI-compatible endpoint (key from the
   environment, never written to disk).
+
+Departure from the paper: the rubric's wording is this project's own (a yes/no question
+on whether the answer states the gold fact), not the authors' prompt text, and the judge
+model is whatever the user names (GPT-4.1 in the paper).
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ JUDGE_RUBRIC = (
 
 
 def judge_prompt(question: str, gold: str, prediction: str) -> str:
-    """The paper's yes/no rubric for an LLM judge.
+    """A yes/no rubric for an LLM judge (the paper's form, this project's wording).
 
     >>> "Gold answer: 1310" in judge_prompt("When?", "1310", "in 1310")
     True

@@ -6,6 +6,11 @@ wording here is our own. A self-edit is split into training sequences as the pap
 does: one sequence per line (per question-answer pair for self-QA), each prefixed by the
 passage title so that it is anchored to its subject, plus the passage itself.
 
+Departure from the paper's code: before splitting, list markers ("1.", "-", "Implication 2:"),
+header lines ("Implications:"), lines with no letter or digit ("---") and markdown emphasis
+are stripped, so that a small model's
+formatting does not become training data; the authors split on lines as they come.
+
 Answers are asked with no passage in context. By default (`inner.question_prompt: topic`)
 a question is asked as the authors' code asks it: the passage's title as `Topic: {title}`
 before the question, inside "Let's answer a question directly and concisely." (most SQuAD
@@ -92,6 +97,8 @@ def split_self_edit(self_edit: str, family: str = "implications") -> list[str]:
     []
     >>> split_self_edit("Implication 1:\\nThe prize is old.\\nImplication 2: It is gold.")
     ['The prize is old.', 'It is gold.']
+    >>> split_self_edit("A fact.\\n---\\nAnother.")
+    ['A fact.', 'Another.']
     """
     text = self_edit.replace("\r\n", "\n").replace("**", "")
     if family == "self-qa":
@@ -100,7 +107,7 @@ def split_self_edit(self_edit: str, family: str = "implications") -> list[str]:
     out = []
     for piece in pieces:
         piece = _LIST_MARKER.sub("", piece.strip()).strip()
-        if piece and not _HEADER.match(piece):
+        if re.search(r"\w", piece) and not _HEADER.match(piece):  # a "---" rule is no training data
             out.append(piece)
     return out
 
