@@ -22,7 +22,7 @@ from seal.domains.knowledge.prompts import self_edit_prompt, split_self_edit
 from seal.models import load_model
 from seal.runs import load_run_config
 from seal.domains.knowledge.self_edits import sample_self_edits
-from seal.sft import sft_generator
+from seal.loops.sft import sft_generator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sampling_temperature import coverage, grounding  # noqa: E402

@@ -276,3 +276,29 @@ def test_arc_eval_command_on_a_tiny_model(tmp_path, tiny_model_path):
     assert summary["conditions"]["oracle"]["statuses"] == {"ok": 2}
     assert summary["conditions"]["model"]["statuses"].get("invalid_recipe") == 4  # a random model writes no JSON
     assert main(["eval", "--domain", "arc", "--arc-challenges", str(tmp_path / "missing.json")]) == 2
+
+
+def test_recipes_are_saved_batch_by_batch_so_a_kill_keeps_the_sampled_ones(tmp_path, tiny, monkeypatch):
+    from seal import generation
+    from seal.config import RunConfig, SamplingConfig
+    from seal.domains.arc.domain import sample_recipes
+    from seal.runs import RecordLog
+
+    rng = random.Random(3)
+    tasks = [dataclasses.replace(toy_task(rng, n_train=2), id=f"t{i}") for i in range(3)]
+    config = RunConfig(sampling=SamplingConfig(k=2, batch_size=1, max_new_tokens=4))
+    real, calls = generation.generate, {"n": 0}
+
+    def dies_on_the_third_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "generate", dies_on_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        sample_recipes(tiny, tasks, config, tmp_path / "recipes.jsonl")
+    assert [r["task_id"] for r in RecordLog(tmp_path / "recipes.jsonl")] == ["t0", "t1"]
+    monkeypatch.setattr(generation, "generate", real)
+    done = sample_recipes(tiny, tasks, config, tmp_path / "recipes.jsonl")
+    assert sorted(done) == ["t0", "t1", "t2"] and all(len(v) == 2 for v in done.values())
