@@ -274,6 +274,7 @@ def test_arc_eval_command_on_a_tiny_model(tmp_path, tiny_model_path):
     assert summary["conditions"]["icl"]["trials"] == 2 and summary["conditions"]["oracle"]["trials"] == 2
     assert summary["conditions"]["model"]["trials"] == 4
     assert summary["conditions"]["oracle"]["statuses"] == {"ok": 2}
+    assert summary["reference"] == "icl" and summary["conditions"]["oracle"]["paired"]["tasks"] == 2
     assert summary["conditions"]["model"]["statuses"].get("invalid_recipe") == 4  # a random model writes no JSON
     assert main(["eval", "--domain", "arc", "--arc-challenges", str(tmp_path / "missing.json")]) == 2
 

@@ -75,15 +75,17 @@ def report_markdown(summary: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summarise_arc(trials: list[dict], conditions: list[str], task_ids: list[str]) -> dict:
-    """Success rate per condition: mean over tasks of the share of a task's trials that solved it."""
-    out = {}
+def summarise_arc(trials: list[dict], conditions: list[str], task_ids: list[str], reference: str | None = None) -> dict:
+    """Success rate per condition: mean over tasks of the share of a task's trials that solved it,
+    and its paired change against the reference row (default: icl, else the first condition)."""
+    out, task_rates = {}, {}
     for c in conditions:
         per_task = {}
         for t in trials:
             if t["condition"] == c:
                 per_task.setdefault(t["task_id"], []).append(float(t["solved"]))
-        rates = [sum(v) / len(v) for tid, v in per_task.items() if tid in task_ids]
+        task_rates[c] = {tid: sum(v) / len(v) for tid, v in per_task.items() if tid in task_ids}
+        rates = list(task_rates[c].values())
         mean, stderr = mean_and_stderr(rates) if rates else (float("nan"), float("nan"))
         seconds = [t["timings"]["train_s"] + t["timings"]["eval_s"] for t in trials if t["condition"] == c]
         statuses = {}
@@ -92,17 +94,26 @@ def summarise_arc(trials: list[dict], conditions: list[str], task_ids: list[str]
                 statuses[t["status"]] = statuses.get(t["status"], 0) + 1
         out[c] = {"success_rate": mean, "stderr": stderr, "tasks": len(rates), "trials": len(seconds),
                   "seconds_per_trial": sum(seconds) / len(seconds) if seconds else None, "statuses": statuses}
-    return {"domain": "arc", "conditions": out}
+    reference = reference or ("icl" if "icl" in conditions else conditions[0])
+    for c in conditions:
+        change = paired_difference(task_rates[c], task_rates.get(reference, {})) if c != reference else None
+        out[c]["paired"] = None if change is None else {"mean": change[0], "stderr": change[1], "tasks": change[2]}
+    return {"domain": "arc", "reference": reference, "conditions": out}
 
 
 def arc_report(summary: dict, title: str) -> str:
+    reference = summary.get("reference")
     lines = [f"# {title}", "", "Success rate: share of (task, recipe) trials whose two voted attempts solve every "
-             "test input, averaged per task (± standard error over tasks).", "",
-             "| condition | success | ± s.e. | tasks | trials | s / trial | statuses |", "|---|---|---|---|---|---|---|"]
+             "test input, averaged per task (± standard error over tasks). Paired change: the row minus "
+             f"`{reference}` over the tasks both cover.", "",
+             f"| condition | success | ± s.e. | change vs {reference} (paired) | tasks | trials | s / trial | statuses |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, c in summary["conditions"].items():
         spt = f"{c['seconds_per_trial']:.0f}" if c["seconds_per_trial"] is not None else "-"
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(c["statuses"].items()))
-        lines.append(f"| {name} | {100 * c['success_rate']:.1f} % | {100 * c['stderr']:.1f} | {c['tasks']} | "
+        p = c.get("paired")
+        change = f"{100 * p['mean']:+.1f} ± {100 * p['stderr']:.1f}" if p else ("reference" if name == reference else "-")
+        lines.append(f"| {name} | {100 * c['success_rate']:.1f} % | {100 * c['stderr']:.1f} | {change} | {c['tasks']} | "
                      f"{c['trials']} | {spt} | {statuses} |")
     return "\n".join(lines) + "\n"
 

@@ -50,4 +50,4 @@ def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
     records = run_logged(engine, ArcTrials(loaded.tokenizer, config.arc, untrained_answers(log)), trials, log,
                          desc="arc trials")
     print(f"arc: {len(trials)} trials in {time.perf_counter() - start:.0f}s")
-    return summarise_arc(records, config.conditions, [t.id for t in tasks])
+    return summarise_arc(records, config.conditions, [t.id for t in tasks], config.reference)
