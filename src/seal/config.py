@@ -121,7 +121,8 @@ class InnerLoopConfig:
     answer_batch_size: int = 16
     engine: str = "batched"
     """batched: many trials' adapters trained and evaluated in shared passes (seal.engines.multi_lora);
-    single: one peft adapter, one trial at a time (the same results, slower)."""
+    single: one peft adapter, one trial at a time (the same results, slower). Every trial of every
+    domain (knowledge, ARC test-time training, CPT) and the ReST-EM generator SFT run on it."""
     adapters_per_pass: int = 16
     """batched engine: trials trained at once (each holds its LoRA factors and AdamW state)."""
     pass_tokens: int = 2048
