@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from seal.cli import build_parser, config_from_args
-from seal.config import RunConfig, from_dict, load_yaml
+from seal.config import RunConfig
+from seal.config_load import from_dict, load_yaml
 from seal.errors import SealError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))

@@ -47,7 +47,7 @@ def test_two_rounds_on_a_tiny_model(tmp_path, tiny_model_path):
     assert [h["round"] for h in history] == [0, 1]
     first = history[0]
     assert first["generator_in"] == str(tiny_model_path)
-    assert history[1]["generator_in"] == first["generator_out"] == str(tmp_path / "round-0" / "generator")
+    assert history[1]["generator_in"] == first["generator_out"] == "round-0/generator"  # relative to the run
     assert first["self_edits"] == 3 * 3 and first["seeds"] == [0, 1]
 
     round0 = tmp_path / "round-0"

@@ -21,7 +21,8 @@ import os
 import sys
 from pathlib import Path
 
-from seal.config import CONDITIONS_HELP, GRADERS, PROMPT_FAMILIES, RunConfig, from_dict, load_yaml, merge
+from seal.config import CONDITIONS_HELP, GRADERS, PROMPT_FAMILIES, RunConfig
+from seal.config_load import from_dict, load_yaml, merge
 from seal.errors import SealError
 
 DEMO_DEFAULTS = {
@@ -144,7 +145,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.config:
         values = merge(values, load_yaml(args.config))
     for key, value in vars(args).items():
-        if value is None or key in ("command", "config", "resume", "train_run"):
+        if value is None or key in ("command", "config", "resume", "train_run", "argv"):
             continue
         *parents, leaf = key.split(".")
         node = values
@@ -163,13 +164,17 @@ def generator_conditions(train_run: str) -> list[str]:
         raise SealError(f"{train_run} has no finished ReST-EM round (round-*/round.json)")
     out = []
     for path in rounds:
-        generator = json.loads(path.read_text())["generator_out"]
+        from seal.runs import resolve_in_run
+
+        generator = resolve_in_run(train_run, json.loads(path.read_text())["generator_out"])
         if f"generator:{generator}" not in out and Path(generator).is_dir():
             out.append(f"generator:{generator}")
     return out
 
 
 def _run(args: argparse.Namespace) -> int:
+    from seal.runs import release_run
+
     run_dir, config = _open_run(args)
     try:
         return _execute(config, run_dir)
@@ -177,14 +182,24 @@ def _run(args: argparse.Namespace) -> int:
         print(f"\nseal: interrupted; every finished record is saved. Continue with: "
               f"seal {config.command} --resume {run_dir}", file=sys.stderr)
         return 130
+    finally:
+        release_run(run_dir)
 
 
 def _open_run(args: argparse.Namespace):
-    from seal.runs import load_run_config, start_run
+    from seal.runs import load_run_config, lock_run, start_run
 
     if args.resume:
         run_dir = Path(args.resume)
+        ignored = [t.split("=", 1)[0] for t in args.argv if t.startswith("-") and t.split("=", 1)[0] != "--resume"]
+        if ignored:
+            raise SealError(f"--resume continues {run_dir} with its own config.yaml, so {', '.join(ignored)} would be "
+                            "ignored; drop them, or start a new run to change the settings")
         config = load_run_config(run_dir)
+        if config.command != args.command:
+            raise SealError(f"{run_dir} is a `seal {config.command}` run: resume it with "
+                            f"seal {config.command} --resume {run_dir}")
+        lock_run(run_dir)
         print(f"seal {config.command}: resuming {run_dir}")
     else:
         config = config_from_args(args)
@@ -200,9 +215,27 @@ def _open_run(args: argparse.Namespace):
             from seal.domains.knowledge.trials import check_conditions, passages_for
 
             check_conditions(config, passages_for(config))
+        check_models(config)
         run_dir = start_run(config)
         print(f"seal {config.command}: run directory {run_dir}")
     return run_dir, config
+
+
+def check_models(config: RunConfig) -> None:
+    """Every model the run will load, and the judge endpoint, checked before a run directory is made."""
+    from seal.models import check_model
+
+    check_model(config.model.name)
+    for condition in config.conditions:
+        if condition.startswith("generator:"):
+            check_model(condition.removeprefix("generator:"))
+    inner = config.inner
+    if inner.grader == "judge" and inner.judge_url:
+        from seal.domains.knowledge.grading import EndpointJudge
+
+        EndpointJudge(inner.judge_model, inner.judge_url).check()
+    elif inner.grader == "judge" and inner.judge_model != "local":
+        check_model(inner.judge_model)
 
 
 def _execute(config: RunConfig, run_dir: Path) -> int:
@@ -242,8 +275,10 @@ def _execute(config: RunConfig, run_dir: Path) -> int:
 
 def _report(run_dir: Path, summary: dict, report: str) -> None:
     """summary.json and report.md in the run directory, and the report on the console."""
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    (run_dir / "report.md").write_text(report)
+    from seal.runs import write_atomic
+
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1))
+    write_atomic(run_dir / "report.md", report)
     print()
     print(report)
     print(f"run directory: {run_dir}")
@@ -254,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = list(argv)
     try:
         return _run(args)
     except SealError as err:

@@ -1,6 +1,7 @@
 """Typed configuration for every `seal` command.
 
-The dataclasses below are the single source of truth: the command line and YAML files
+The dataclasses below are the single source of truth (seal.config_load fills them from nested
+dicts, checking every key and value type): the command line and YAML files
 (`seal adapt --config configs/demo.yaml`) are two ways to fill them, and the resolved
 config is written into every run directory as `config.yaml`, so that a run can be
 resumed (`seal adapt --resume RUN_DIR`) or reproduced exactly.
@@ -14,11 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from seal.errors import SealError
 
@@ -110,6 +109,10 @@ class InnerLoopConfig:
     max_seq_len: int = 512
     """Training sequences are cut to this many tokens (this project's cap: a passage of the paper's
     data fits; the paper's code sets no cut of its own)."""
+    max_sequences: int = 128
+    """A self-edit that splits into more training sequences than this is cut to its first ones, and a
+    warning and the trial's record (`dropped_sequences`) say so: a 2,600-line self-edit would otherwise
+    cost 26,000 optimiser steps. The paper's self-edits are tens of lines."""
     include_passage: bool = True
     """Train on the passage itself besides the self-edit's sequences (the paper does)."""
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -151,6 +154,8 @@ class InnerLoopConfig:
             raise SealError(f"inner.max_grad_norm must be positive (or unset: no clipping), not {self.max_grad_norm}")
         if not self.target_modules:
             raise SealError("inner.target_modules must name at least one module (e.g. q_proj)")
+        if self.max_sequences < 1:
+            raise SealError(f"inner.max_sequences must be at least 1, not {self.max_sequences}")
         if self.max_seq_len < 8:
             raise SealError(f"inner.max_seq_len must be at least 8, not {self.max_seq_len}")
         if not self.seeds:
@@ -301,64 +306,3 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def from_dict(cls: type, values: dict[str, Any], where: str = "config") -> Any:
-    """Build dataclass `cls` from a nested dict, rejecting unknown keys by name.
-
-    >>> from_dict(InnerLoopConfig, {"lr": 3e-4}).lr
-    0.0003
-    >>> from_dict(InnerLoopConfig, {"learning_rate": 1})
-    Traceback (most recent call last):
-    seal.errors.SealError: config: unknown key 'learning_rate' (known: rank, alpha, dropout, lr, epochs, ...)
-    """
-    if not isinstance(values, dict):
-        raise SealError(f"{where}: expected a mapping, got {type(values).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in known:
-            names = list(known)
-            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-            raise SealError(f"{where}: unknown key {key!r} (known: {shown})")
-        default = getattr(cls(), key) if _has_default(known[key]) else None
-        if is_dataclass(default) and isinstance(value, dict):
-            value = from_dict(type(default), value, f"{where}.{key}")
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
-def _has_default(f: dataclasses.Field) -> bool:
-    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise SealError(f"config file not found: {path}")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise SealError(f"config file {path} is not valid YAML: {err}") from None
-    if not isinstance(values, dict):
-        raise SealError(f"config file {path} must hold a mapping at the top level")
-    return values
-
-
-def save_yaml(config: RunConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Nested dict merge, `override` winning.
-
-    >>> merge({"inner": {"lr": 1, "epochs": 2}}, {"inner": {"lr": 3}})
-    {'inner': {'lr': 3, 'epochs': 2}}
-    """
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out

@@ -95,6 +95,39 @@ def embedded_model_path() -> Path:
     return target
 
 
+def _one_line(err: Exception) -> str:
+    """An exception's message as one line, whole sentences, at most 300 characters."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 300 else text[:300].rsplit(" ", 1)[0] + " ..."
+
+
+def looks_local(name: str) -> bool:
+    """A model name meant as a path on this machine rather than a Hub id."""
+    return Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+
+
+def check_model(name: str) -> None:
+    """Fail with one line, before any slow stage, when `name` cannot be loaded: a local path without
+    a saved model, or (offline) a Hub id that is not in the local cache. Reads only the config."""
+    if name == EMBEDDED_MODEL:
+        return
+    path = Path(name).expanduser()
+    if looks_local(name):
+        if not path.is_dir():
+            raise SealError(f"model path {name!r} does not exist (a mistyped path?)")
+        if not (path / "config.json").is_file():
+            raise SealError(f"model path {name!r} holds no saved model (no config.json); save one with save_pretrained")
+        return
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = " (offline: set SEAL_ONLINE=1 to allow downloads from the Hugging Face Hub)" if offline else ""
+        raise SealError(f"could not load model {name!r}{hint}: {_one_line(err)}") from None
+
+
 def load_model(config: ModelConfig) -> LoadedModel:
     """Load a causal LM and its tokenizer once; the caller keeps them for every trial."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -107,10 +140,9 @@ def load_model(config: ModelConfig) -> LoadedModel:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)
     except (OSError, ValueError) as err:
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1" and not looks_local(str(path))
         hint = " (offline: set SEAL_ONLINE=1 to allow downloads from the Hugging Face Hub)" if offline else ""
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SealError(f"could not load model {config.name!r}{hint}: {first_line}") from None
+        raise SealError(f"could not load model {config.name!r}{hint}: {_one_line(err)}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device)

@@ -37,7 +37,13 @@ from seal.domains.base import Domain
 from seal.engines import make_engine
 from seal.loops.sft import sft_generator
 from seal.models import load_model
+from seal.runs import relative_to_run, resolve_in_run, write_atomic
 from seal.stats import mean_and_stderr
+
+
+TIE = 1e-9
+"""Rewards closer than this are equal: a mean of seeds' accuracies carries float rounding (0.4 and 0.2
+average to 0.30000000000000004, which must not beat a baseline of 0.3)."""
 
 
 def select_self_edits(rewards: dict[str, list[float]], baselines: dict[str, float], rule: str = "best") -> dict[str, list[int]]:
@@ -48,12 +54,15 @@ def select_self_edits(rewards: dict[str, list[float]], baselines: dict[str, floa
     {'p': [1], 'r': [1]}
     >>> select_self_edits(rewards, {"p": 0.2, "q": 0.0, "r": 0.6}, "beats-baseline")
     {'p': [1, 2], 'r': [1]}
+    >>> select_self_edits({"p": [(0.4 + 0.2) / 2]}, {"p": 0.3})   # a tie, not a win
+    {}
     """
     kept = {}
     for pid, values in rewards.items():
-        better = [i for i, v in enumerate(values) if v > baselines[pid]]
+        better = [i for i, v in enumerate(values) if v > baselines[pid] + TIE]
         if better:
-            kept[pid] = better if rule == "beats-baseline" else [max(better, key=lambda i: (values[i], -i))]
+            best = max(values[i] for i in better)
+            kept[pid] = better if rule == "beats-baseline" else [min(i for i in better if values[i] >= best - TIE)]
     return kept
 
 
@@ -71,6 +80,7 @@ def self_edit_rewards(trials: list[dict]) -> dict[str, list[float]]:
 def save_generator(loaded, target: Path) -> None:
     """save_pretrained into a staging directory, then rename: a killed save leaves no half model."""
     staging = Path(tempfile.mkdtemp(prefix=".generator-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would stay on the final directory
     loaded.model.save_pretrained(staging)
     loaded.tokenizer.save_pretrained(staging)
     if target.exists():
@@ -101,11 +111,9 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
     kept = select_self_edits(rewards, baselines, config.train.selection)
     by_id = {item.id: item for item in items}
     pairs = [(domain.prompt(by_id[iid], config), self_edits[iid][e]) for iid, indices in kept.items() for e in indices]
-    with open(round_dir / "kept.jsonl", "w", encoding="utf-8") as f:
-        for iid, indices in kept.items():
-            for e in indices:
-                f.write(json.dumps({"item_id": iid, "self_edit_index": e, "reward": rewards[iid][e],
-                                    "baseline": baselines[iid], "self_edit": self_edits[iid][e]}) + "\n")
+    write_atomic(round_dir / "kept.jsonl", "".join(
+        json.dumps({"item_id": iid, "self_edit_index": e, "reward": rewards[iid][e], "baseline": baselines[iid],
+                    "self_edit": self_edits[iid][e]}) + "\n" for iid, indices in kept.items() for e in indices))
 
     t = time.perf_counter()
     engine.unload()  # drop the inner-loop adapters; the base weights were never changed
@@ -121,7 +129,8 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
     input_rewards = {iid: sum(v) / len(v) for iid, v in rewards.items()}
     mean, stderr = mean_and_stderr(list(input_rewards.values()))
     summary = {
-        "round": r, "domain": domain.name, "generator_in": generator, "generator_out": next_generator,
+        "round": r, "domain": domain.name, "generator_in": relative_to_run(round_dir.parent, generator),
+        "generator_out": relative_to_run(round_dir.parent, next_generator),
         "inputs": len(items), "self_edits": sum(len(v) for v in rewards.values()),
         "seeds": list(config.inner.seeds), "sampling_seed": round_config.sampling.seed,
         "mean_reward": mean, "reward_stderr": stderr,
@@ -129,7 +138,7 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
         "baseline": config.train.baseline, "mean_baseline": sum(baselines.values()) / len(baselines),
         "kept": len(pairs), "sft": sft, "timings": {k: round(v, 2) for k, v in timings.items()},
     }
-    (round_dir / "round.json").write_text(json.dumps(summary, indent=1))
+    write_atomic(round_dir / "round.json", json.dumps(summary, indent=1))
     return summary
 
 
@@ -140,8 +149,8 @@ def train(config: RunConfig, run_dir: Path, domain: Domain) -> list[dict]:
     for r in range(config.train.rounds):
         round_dir = run_dir / f"round-{r}"
         round_dir.mkdir(parents=True, exist_ok=True)
-        if (round_dir / "round.json").exists():
-            summary = json.loads((round_dir / "round.json").read_text())
+        summary = read_round(round_dir)
+        if summary is not None:
             print(f"round {r}: already done (mean reward {summary['mean_reward']:.3f})")
         else:
             print(f"round {r}: generator {generator}")
@@ -151,8 +160,21 @@ def train(config: RunConfig, run_dir: Path, domain: Domain) -> list[dict]:
         if "input_rewards" not in summary:  # rounds written before round.json kept the per-input rewards
             summary["input_rewards"] = logged_input_rewards(round_dir / "trials.jsonl")
         history.append(summary)
-        generator = summary["generator_out"]
+        generator = resolve_in_run(run_dir, summary["generator_out"])
     return history
+
+
+def read_round(round_dir: Path) -> dict | None:
+    """A finished round's summary; None when the round has not finished (or its round.json is unreadable,
+    as an older version's torn write could leave it: every stage is resumable, so the round finishes again)."""
+    path = round_dir / "round.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        print(f"round {round_dir.name}: {path} is unreadable; finishing the round again from its records")
+        return None
 
 
 def logged_input_rewards(trials_log: Path) -> dict[str, float]:

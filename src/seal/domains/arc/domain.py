@@ -21,7 +21,7 @@ from seal.errors import SealError
 from seal.generation import sample_into
 from seal.loops.inner import run_logged
 from seal.models import LoadedModel
-from seal.runs import RecordLog
+from seal.runs import RecordLog, write_atomic
 
 
 def sample_recipes(loaded: LoadedModel, tasks: list[Task], config: RunConfig, log_path: Path) -> dict[str, list[str]]:
@@ -53,7 +53,7 @@ class ArcDomain:
             return [by_id[i] for i in json.loads(path.read_text())]
         n = min(config.train.passages_per_round, len(by_id))
         ids = random.Random(f"rest-em-{config.train.seed}-{r}").sample(sorted(by_id), n)
-        path.write_text(json.dumps(ids))
+        write_atomic(path, json.dumps(ids))
         return [by_id[i] for i in ids]
 
     def prompt(self, task: Task, config: RunConfig) -> str:

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import string
+import time
 import urllib.error
 import urllib.request
 from typing import Callable, Protocol
@@ -58,12 +59,10 @@ def token_f1(prediction: str, gold: str) -> float:
 
     >>> token_f1("Paris France", "Paris")
     0.6666666666666666
-    >>> token_f1("", "Paris"), token_f1("", "")
-    (0.0, 1.0)
+    >>> token_f1("", "Paris"), token_f1("", ""), token_f1("the", "a")   # as the official v1.1 script: no shared token, 0
+    (0.0, 0.0, 0.0)
     """
     pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    if not pred or not ref:
-        return float(pred == ref)
     common = sum((collections.Counter(pred) & collections.Counter(ref)).values())
     if common == 0:
         return 0.0
@@ -122,25 +121,54 @@ class EndpointJudge:
     """An LLM judge on an OpenAI-compatible chat-completions endpoint.
 
     The key comes from `$OPENAI_API_KEY` (or the variable named by `key_env`) and is
-    never written anywhere.
+    never written anywhere. A request that fails for a passing reason (HTTP 408, 409, 429,
+    5xx, a timeout, a refused connection) is retried `retries` times, waiting `backoff_s`,
+    then twice as long each time (or what the server's Retry-After asks, at most a minute);
+    `check()` sends one request before the run's first slow stage.
     """
 
-    def __init__(self, model: str, base_url: str, key_env: str = "OPENAI_API_KEY", timeout_s: float = 60.0):
+    RETRYABLE = (408, 409, 429)
+
+    def __init__(self, model: str, base_url: str, key_env: str = "OPENAI_API_KEY", timeout_s: float = 60.0,
+                 retries: int = 5, backoff_s: float = 1.0):
         self.model, self.url, self.timeout_s = model, base_url.rstrip("/") + "/chat/completions", timeout_s
-        self.key_env = key_env
+        self.key_env, self.retries, self.backoff_s = key_env, retries, backoff_s
         if not os.environ.get(key_env):
             raise SealError(f"the LLM judge at {base_url} needs an API key in ${key_env}")
 
-    def _ask(self, prompt: str) -> str:
+    def _post(self, prompt: str) -> str:
         body = json.dumps({"model": self.model, "temperature": 0, "max_tokens": 4,
                            "messages": [{"role": "user", "content": prompt}]}).encode()
         request = urllib.request.Request(self.url, data=body, headers={
             "Content-Type": "application/json", "Authorization": f"Bearer {os.environ[self.key_env]}"})
+        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            return json.load(response)["choices"][0]["message"]["content"]
+
+    def _ask(self, prompt: str) -> str:
+        for attempt in range(self.retries + 1):
+            try:
+                return self._post(prompt)
+            except urllib.error.HTTPError as err:
+                if (err.code not in self.RETRYABLE and err.code < 500) or attempt == self.retries:
+                    raise SealError(f"LLM judge request to {self.url} failed: HTTP {err.code} {err.reason}") from None
+                retry_after = err.headers.get("Retry-After") if err.headers else None
+                wait = float(retry_after) if retry_after and retry_after.isdigit() else self.backoff_s * 2 ** attempt
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+                if attempt == self.retries:
+                    raise SealError(f"LLM judge request to {self.url} failed after {attempt + 1} attempts: {err}") from None
+                wait = self.backoff_s * 2 ** attempt
+            except (KeyError, IndexError, TypeError, json.JSONDecodeError) as err:
+                raise SealError(f"LLM judge at {self.url} sent a reply that is not a chat completion: {err!r}") from None
+            time.sleep(min(wait, 60.0))
+        raise AssertionError("unreachable")
+
+    def check(self) -> None:
+        """One request (and one retry), so that a wrong URL, model or key fails before any slow stage."""
+        retries, self.retries = self.retries, 1
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return json.load(response)["choices"][0]["message"]["content"]
-        except (urllib.error.URLError, KeyError, json.JSONDecodeError) as err:
-            raise SealError(f"LLM judge request to {self.url} failed: {err}") from None
+            self._ask(judge_prompt("What is 2 + 2?", "4", "4"))
+        finally:
+            self.retries = retries
 
     def __call__(self, questions, golds, predictions):
         return [parse_verdict(self._ask(judge_prompt(q, g, p))) for q, g, p in zip(questions, golds, predictions)]
@@ -175,11 +203,17 @@ class Grader:
             raise SealError(f"unknown grader {name!r}")
         self.name, self.judge = name, judge
 
-    def __call__(self, questions: list[str], golds: list[str], predictions: list[str]) -> list[float]:
+    def __call__(self, questions: list[str], golds: list, predictions: list[str]) -> list[float]:
+        """One score per question; a question's gold is an answer or a tuple of accepted answers (the best counts).
+
+        >>> Grader("exact")(["Q?"], [("Denver Broncos", "Broncos")], ["the Broncos"])
+        [1.0]
+        """
+        accepted = [(g,) if isinstance(g, str) else tuple(g) for g in golds]
         if self.name == "judge":
-            return self.judge(questions, golds, predictions)
+            return self.judge(questions, [" or ".join(a) for a in accepted], predictions)
         fn = STRING_GRADERS[self.name]
-        return [fn(p, g) for p, g in zip(predictions, golds)]
+        return [max(fn(p, g) for g in a) for p, a in zip(predictions, accepted)]
 
 
 def make_grader(config, loaded, engine=None) -> Grader:

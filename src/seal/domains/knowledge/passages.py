@@ -28,6 +28,12 @@ from seal.errors import SealError
 class Question:
     question: str
     answer: str
+    alternatives: tuple[str, ...] = ()
+    """Other accepted gold answers (SQuAD lists several; a grade is the best over all of them)."""
+
+    @property
+    def golds(self) -> tuple[str, ...]:
+        return (self.answer, *self.alternatives)
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,11 @@ def _passage_from_grouped(item, where: str) -> Passage:
     questions = []
     for k, q in enumerate(_require(item, "questions", list, where)):
         qwhere = f"{where}, question {k}"
-        questions.append(Question(_require(q, "question", str, qwhere), str(_require(q, "answer", (str, int, float), qwhere))))
+        alternatives = q.get("alternatives", []) if isinstance(q, dict) else []
+        if not isinstance(alternatives, list) or not all(isinstance(a, str) for a in alternatives):
+            raise SealError(f"{qwhere}: 'alternatives' must be a list of strings")
+        questions.append(Question(_require(q, "question", str, qwhere), str(_require(q, "answer", (str, int, float), qwhere)),
+                                  tuple(alternatives)))
     return checked_passage(title, context, questions, item.get("self_edits", []), where)
 
 
@@ -119,8 +129,9 @@ def _passage_from_squad(article, paragraph, where: str) -> Passage:
         answers = _require(qa, "answers", list, f"{where}.qas[{k}]")
         if not answers:  # SQuAD 2.0 unanswerable questions have no gold answer to grade against
             continue
-        questions.append(Question(_require(qa, "question", str, f"{where}.qas[{k}]"),
-                                  _require(answers[0], "text", str, f"{where}.qas[{k}].answers[0]")))
+        texts = list(dict.fromkeys(_require(a, "text", str, f"{where}.qas[{k}].answers[{n}]")
+                                   for n, a in enumerate(answers)))  # every gold answer, as the official script
+        questions.append(Question(_require(qa, "question", str, f"{where}.qas[{k}]"), texts[0], tuple(texts[1:])))
     return checked_passage(title, context, questions, [], where)
 
 
@@ -129,8 +140,11 @@ def save_passages(passages: list[Passage], path: Path) -> None:
     rows = []
     for p in passages:
         row = {"title": p.title, "context": p.context,
-               "questions": [{"question": q.question, "answer": q.answer} for q in p.questions]}
+               "questions": [{"question": q.question, "answer": q.answer,
+                              **({"alternatives": list(q.alternatives)} if q.alternatives else {})} for q in p.questions]}
         if p.self_edits:
             row["self_edits"] = list(p.self_edits)
         rows.append(row)
-    path.write_text(json.dumps(rows, indent=1, ensure_ascii=False))
+    from seal.runs import write_atomic
+
+    write_atomic(path, json.dumps(rows, indent=1, ensure_ascii=False))

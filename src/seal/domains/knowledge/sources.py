@@ -40,7 +40,8 @@ def _load_hf(spec: str) -> list[Passage]:
         raise SealError(f"could not load Hugging Face dataset {name!r} (offline? set SEAL_ONLINE=1): {err}") from None
     grouped: dict[tuple[str, str], list[Question]] = {}
     for row in rows:
-        answers = row["answers"]["text"]
+        answers = list(dict.fromkeys(row["answers"]["text"]))
         if answers:
-            grouped.setdefault((row["title"], row["context"]), []).append(Question(row["question"], answers[0]))
+            grouped.setdefault((row["title"], row["context"]), []).append(
+                Question(row["question"], answers[0], tuple(answers[1:])))
     return [checked_passage(t.replace("_", " "), c, qs, [], f"hf:{name}") for (t, c), qs in grouped.items()]

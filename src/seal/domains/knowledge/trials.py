@@ -17,6 +17,7 @@ Conditions choose each trial's self-edits: `passage` (none), `data` (stored in t
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
@@ -32,6 +33,10 @@ from seal.engines.base import Engine, Job
 from seal.engines.schedule import tokenize_sequences
 from seal.errors import SealError
 from seal.runs import RecordLog
+
+
+def warn(message: str) -> None:
+    print(f"seal: warning: {message}", file=sys.stderr)
 
 
 def passages_for(config: RunConfig) -> list[Passage]:
@@ -87,7 +92,7 @@ def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str,
 
 
 def grade_answers(passage: Passage, answers: list[str], grader: Grader) -> list[dict]:
-    scores = grader([q.question for q in passage.questions], [q.answer for q in passage.questions], answers)
+    scores = grader([q.question for q in passage.questions], [q.golds for q in passage.questions], answers)
     return [{"question": q.question, "gold": q.answer, "answer": a, "score": s}
             for q, a, s in zip(passage.questions, answers, scores)]
 
@@ -118,7 +123,19 @@ class KnowledgeTrials:
                             f"{trial.condition!r} without the passage: inner.include_passage is false)")
         if trial.self_edit is not None and len(sequences) == int(self.inner.include_passage):
             return Prepared(None, {**record, "status": "empty_self_edit", "accuracy": 0.0, "answers": []})
-        return Prepared(Job(tokenize_sequences(self.tokenizer, sequences, self.inner.max_seq_len), trial.seed), record)
+        where = f"{trial.condition} passage {trial.item_index} self-edit {trial.self_edit_index}"
+        if len(sequences) > self.inner.max_sequences:
+            record["dropped_sequences"] = len(sequences) - self.inner.max_sequences
+            warn(f"{where}: {len(sequences)} training sequences, cut to the first {self.inner.max_sequences} "
+                 "(inner.max_sequences)")
+            sequences = sequences[: self.inner.max_sequences]
+            record["n_sequences"] = len(sequences)
+        token_ids = tokenize_sequences(self.tokenizer, sequences, self.inner.max_seq_len)
+        cut = sum(len(ids) == self.inner.max_seq_len for ids in token_ids)
+        if cut:
+            record["cut_sequences"] = cut
+            warn(f"{where}: {cut} training sequence(s) cut to inner.max_seq_len={self.inner.max_seq_len} tokens")
+        return Prepared(Job(token_ids, trial.seed), record)
 
     def requests(self, trial: Trial) -> Requests:
         return question_requests([trial.item], self.inner)
