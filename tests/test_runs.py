@@ -275,3 +275,15 @@ def test_squad_grading_takes_the_best_gold_answer_as_the_official_script():
     assert Grader("exact")([q.question], [q.golds], ["Broncos"]) == [1.0]
     assert Grader("f1")([q.question], [q.golds], ["the Broncos team"]) == [pytest.approx(2 / 3)]
     assert token_f1("a", "the") == 0.0  # both normalise to nothing: 0, as the official v1.1 script
+
+
+# fault injection: SIGKILL at random moments, every resume ends equal to an uninterrupted run ------------------
+
+def test_seal_train_killed_at_random_moments_resumes_to_the_uninterrupted_run(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "kill_resume.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(script), "--kills", "3", "--seed", "1", "--workdir", str(tmp_path),
+                           "--out", str(tmp_path / "counts.json")], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    counts = json.loads((tmp_path / "counts.json").read_text())
+    assert counts["kills"] >= 3 and counts["different"] == 0

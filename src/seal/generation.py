@@ -89,25 +89,28 @@ def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[
                 chat: bool = True) -> dict[str, list[str]]:
     """`sampling.k` self-edits for each item not yet in `log`, appended batch by batch; all of them by item id.
 
-    Each batch is seeded from its first item's index, so a resumed run samples what the
-    uninterrupted one would have. `describe(index, item)` adds fields to an item's record.
+    Batches are the fixed slices items[b * batch_size:(b + 1) * batch_size], each seeded from its
+    first index; a batch that a kill left half-written is sampled again whole and only its
+    missing items are appended, so a resumed run samples exactly what the uninterrupted one
+    would have. `describe(index, item)` adds fields to an item's record.
     """
     done = {r[id_field]: r["self_edits"] for r in log}
-    todo = [i for i, item in enumerate(items) if item.id not in done]
-    if not todo:
-        return done
     chunk = max(1, sampling.batch_size)
+    batches = [list(range(b, min(b + chunk, len(items)))) for b in range(0, len(items), chunk)]
+    batches = [b for b in batches if any(items[i].id not in done for i in b)]
+    if not batches:
+        return done
     start = time.perf_counter()
-    with tqdm(total=len(todo), desc=desc, unit="input") as progress:
-        for c in range(0, len(todo), chunk):
-            part = todo[c:c + chunk]
+    with tqdm(total=sum(map(len, batches)), desc=desc, unit="input") as progress:
+        for part in batches:
             seeded = replace(sampling, seed=sampling.seed * 1_000_003 + part[0])
             samples = generate(loaded, [prompts[i] for i in part], max_new_tokens=max_new_tokens,
                                batch_size=seeded.batch_size, temperature=seeded.temperature, top_p=seeded.top_p,
                                num_return_sequences=seeded.k, seed=seeded.seed, chat=chat)
             for i, edits in zip(part, samples):
-                log.append({id_field: items[i].id, **(describe(i, items[i]) if describe else {}), "self_edits": edits})
-                done[items[i].id] = edits
+                if items[i].id not in done:
+                    log.append({id_field: items[i].id, **(describe(i, items[i]) if describe else {}), "self_edits": edits})
+                    done[items[i].id] = edits
             progress.update(len(part))
-    print(f"{desc}: {len(todo)} inputs x {sampling.k} in {time.perf_counter() - start:.1f}s")
+    print(f"{desc}: {sum(map(len, batches))} inputs x {sampling.k} in {time.perf_counter() - start:.1f}s")
     return done

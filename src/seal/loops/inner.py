@@ -16,7 +16,8 @@ on the batched one), jobs of similar size together so that passes stay full; eve
 of a group is answered in one routed decode. Trials that train nothing are answered by the
 base model, once per `shared_key`. A trial's record is yielded, and by `run_logged` written
 and fsync'ed, as soon as its group's answers are scored: a kill loses at most the group in
-flight (one trial on the single engine, up to `adapters_per_pass` on the batched one).
+flight (one trial on the single engine, up to `adapters_per_pass` on the batched one), and a
+resume trains the same groups again, so it ends with the uninterrupted run's records.
 """
 
 from __future__ import annotations
@@ -31,11 +32,17 @@ from seal.engines.base import Engine, TrainStats
 from seal.runs import RecordLog
 
 
-def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial],
-               desc: str | None = "trials") -> Iterator[tuple[int, dict]]:
-    """(trial index, record) for every trial, in the order their groups finish."""
+def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: str | None = "trials",
+               done: set[tuple] | frozenset = frozenset()) -> Iterator[tuple[int, dict]]:
+    """(trial index, record) for every trial whose key is not in `done`, in the order their groups finish.
+
+    Groups are formed over all `trials`, done or not, so a resumed run trains the same groups as
+    an uninterrupted one: a group that a kill left half-recorded is trained again whole (the same
+    passes, so the same adapters) and only its missing records are yielded.
+    """
     prepared = [domain.prepare(t) for t in trials]
-    untrained = [i for i, p in enumerate(prepared) if p.job is None]
+    pending = [t.key not in done for t in trials]
+    untrained = [i for i, p in enumerate(prepared) if p.job is None and pending[i]]
     for i in untrained:
         if not prepared[i].answer_untrained:
             yield i, _finish(prepared[i], {}, None, 0.0)
@@ -44,10 +51,11 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial],
     trained = [i for i, p in enumerate(prepared) if p.job is not None]
     trained.sort(key=lambda i: (len(prepared[i].job.token_ids) * (prepared[i].job.epochs or 1),
                                 sum(map(len, prepared[i].job.token_ids))))  # alike step counts: passes stay full
-    progress = tqdm(total=len(trained), desc=desc, unit="trial", disable=desc is None or not trained)
+    groups = [trained[g:g + engine.slots] for g in range(0, len(trained), engine.slots)]
+    groups = [group for group in groups if any(pending[i] for i in group)]
+    progress = tqdm(total=sum(map(len, groups)), desc=desc, unit="trial", disable=desc is None or not groups)
     try:
-        for g in range(0, len(trained), engine.slots):
-            group = trained[g:g + engine.slots]
+        for group in groups:
             try:
                 stats = engine.train([prepared[i].job for i in group],
                                      desc=f"train {len(group)} adapter(s)" if desc is not None else None)
@@ -58,7 +66,8 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial],
                 engine.reset()
             eval_s = (time.perf_counter() - start) / len(group)
             for i, st, a in zip(group, stats, answers):
-                yield i, _finish(prepared[i], domain.score(trials[i], a), st, eval_s)
+                if pending[i]:
+                    yield i, _finish(prepared[i], domain.score(trials[i], a), st, eval_s)
             progress.update(len(group))
     finally:
         progress.close()
@@ -114,9 +123,9 @@ def run_logged(engine: Engine, domain: TrialDomain, trials: list[Trial], log: Re
                desc: str | None = "trials") -> list[dict]:
     """Run every trial not yet in `log`, appending each record as it finishes; return all of the log's records."""
     done = {record_key(r, domain.id_field) for r in log}
-    todo = [t for t in trials if t.key not in done]
-    if len(todo) < len(trials):
-        print(f"resume: {len(trials) - len(todo)} of {len(trials)} trials already in {log.path}")
-    for _, record in run_trials(engine, domain, todo, desc):
+    finished = sum(t.key in done for t in trials)
+    if finished:
+        print(f"resume: {finished} of {len(trials)} trials already in {log.path}")
+    for _, record in run_trials(engine, domain, trials, desc, done):
         log.append(record)
     return list(log)

@@ -195,20 +195,28 @@ class CptTrials:
 
 def ensure_baselines(run_dir, engine: Engine, passages: list[Passage], inner: InnerLoopConfig, grader: Grader,
                      chunk: int = 8) -> dict[str, dict]:
-    """The un-adapted model's graded answers per passage, computed once and kept in baselines.jsonl."""
+    """The un-adapted model's graded answers per passage, computed once and kept in baselines.jsonl.
+
+    Passages are decoded in fixed slices of `chunk`; a slice a kill left half-written is decoded
+    again whole (the same batches, so the same answers) and only its missing passages are appended.
+    """
     log = RecordLog(run_dir / "baselines.jsonl")
     baselines = {r["passage_id"]: r for r in log}
-    todo = [(i, p) for i, p in enumerate(passages) if p.id not in baselines]
-    with tqdm(total=len(todo), desc="baseline", unit="passage", disable=not todo) as progress:
-        for c in range(0, len(todo), chunk):
-            part = todo[c:c + chunk]
-            requests = question_requests([p for _, p in part], inner)
+    slices = [list(range(c, min(c + chunk, len(passages)))) for c in range(0, len(passages), chunk)]
+    slices = [s for s in slices if any(passages[i].id not in baselines for i in s)]
+    with tqdm(total=sum(map(len, slices)), desc="baseline", unit="passage", disable=not slices) as progress:
+        for part in slices:
+            requests = question_requests([passages[i] for i in part], inner)
             flat = engine.answer(requests.prompts, [None] * len(requests.prompts),
                                  max_new_tokens=requests.max_new_tokens, batch_size=inner.answer_batch_size)
             k = 0
-            for i, passage in part:
-                graded = grade_answers(passage, flat[k:k + len(passage.questions)], grader)
+            for i in part:
+                passage = passages[i]
+                answers = flat[k:k + len(passage.questions)]
                 k += len(passage.questions)
+                if passage.id in baselines:
+                    continue
+                graded = grade_answers(passage, answers, grader)
                 record = {"passage_id": passage.id, "passage_index": i, "title": passage.title, "answers": graded,
                           "accuracy": sum(g["score"] for g in graded) / len(graded)}
                 log.append(record)
