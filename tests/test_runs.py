@@ -118,7 +118,8 @@ def test_an_unreadable_round_json_finishes_the_round_again(tmp_path, tiny_model_
 
     config = tiny_train_config(tiny_model_path, rounds=1)
     [first] = train(config, tmp_path, KnowledgeDomain(Grader("judge", length_grader)))
-    (tmp_path / "round-0" / "round.json").write_text("")  # as an older version's torn write left it
+    (tmp_path / "round-0" / "round.json").write_text("")  # as an older version's torn write left them
+    (tmp_path / "round-0" / "passages.json").write_text("")
     [again] = train(config, tmp_path, KnowledgeDomain(Grader("judge", length_grader)))
     assert again["mean_reward"] == first["mean_reward"] and again["kept"] == first["kept"]
 

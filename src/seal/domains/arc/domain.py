@@ -50,7 +50,10 @@ class ArcDomain:
         path = round_dir / "tasks.json"
         by_id = {t.id: t for t in self._tasks(config)}
         if path.exists():
-            return [by_id[i] for i in json.loads(path.read_text())]
+            try:
+                return [by_id[i] for i in json.loads(path.read_text())]
+            except (json.JSONDecodeError, KeyError, TypeError):  # an older version's torn write: draw again
+                print(f"{path} is unreadable; drawing the round's tasks again")
         n = min(config.train.passages_per_round, len(by_id))
         ids = random.Random(f"rest-em-{config.train.seed}-{r}").sample(sorted(by_id), n)
         write_atomic(path, json.dumps(ids))

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from seal.config import RunConfig
+from seal.errors import SealError
 from seal.domains.knowledge.grading import Grader, make_grader
 from seal.domains.knowledge.passages import Passage, save_passages
 from seal.domains.knowledge.prompts import self_edit_prompt
@@ -41,7 +42,10 @@ class KnowledgeDomain:
         """This round's training batch: drawn once with seed (train.seed, r), saved, read back on resume."""
         path = round_dir / "passages.json"
         if path.exists():
-            return load_passages(str(path))
+            try:
+                return load_passages(str(path))
+            except SealError:  # an older version's torn write: the draw is seeded, so draw again
+                print(f"{path} is unreadable; drawing the round's passages again")
         if self._pool is None:
             self._pool = passages_for(config)
         n = min(config.train.passages_per_round, len(self._pool))
