@@ -7,6 +7,7 @@
     seal train --rounds 3 --passages-per-round 8 -k 3            # ReST-EM on fictional passages
     seal eval --condition passage --condition model --train-run runs/...-train   # the single-passage table
     seal cpt --data FILE --num-passages 200 --condition passage --condition data # one adapter, many passages
+    seal continual --sequences 2 --sequence-length 8 --condition model          # the forgetting matrix
 
 Flags fill the dataclasses of seal.config (a YAML file given with --config fills them
 first; flags win). Offline by default: HF_HUB_OFFLINE=1 unless SEAL_ONLINE=1.
@@ -53,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                             ("generate", "sample self-edits for passages"),
                             ("train", "ReST-EM rounds: sample self-edits, reward them, SFT the generator on the best"),
                             ("eval", "the single-passage table: every condition through the same inner loop"),
-                            ("cpt", "continued pretraining: one adapter on the self-edits of all passages at once")]:
+                            ("cpt", "continued pretraining: one adapter on the self-edits of all passages at once"),
+                            ("continual", "continual learning: passages learned one after another, edits merged; "
+                                          "the forgetting matrix")]:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--config", help="YAML file filling the run config (flags override it)")
         p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
@@ -119,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("eval", "cpt"):
             p.add_argument("--train-run", dest="train_run", action="append",
                            help="add a condition per ReST-EM round of this `seal train` run (generator:ROUND/generator)")
+        if name == "continual":
+            g = p.add_argument_group("continual learning")
+            g.add_argument("--sequences", dest="continual.sequences", type=int, help="sequences of passages (default 2)")
+            g.add_argument("--sequence-length", dest="continual.sequence_length", type=int,
+                           help="passages per sequence (default 8, the paper's)")
+            g.add_argument("--replay", dest="continual.replay", action="store_const", const=True,
+                           help="each step also trains on the earlier steps' passages and self-edits")
+            g.add_argument("--lr-scale", dest="continual.lr_scale", type=float,
+                           help="step t trains with lr * LR_SCALE ** t (default 1.0)")
         if name != "train":
             continue
         g = p.add_argument_group("ReST-EM")
@@ -255,6 +267,14 @@ def _execute(config: RunConfig, run_dir: Path) -> int:
         history = run_train(config, run_dir)
         _report(run_dir, {"rounds": history}, train_report(history, title))
         plot_rewards(history, run_dir / "rewards.png")
+    elif config.command == "continual":
+        from seal.commands.continual import run_continual_command
+        from seal.plots import plot_forgetting
+        from seal.report import continual_report
+
+        summary = run_continual_command(config, run_dir)
+        _report(run_dir, summary, continual_report(summary, title))
+        plot_forgetting(summary, run_dir / "forgetting.png")
     elif config.domain == "arc":
         from seal.commands.arc_eval import run_arc_eval
         from seal.report import arc_report

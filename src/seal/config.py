@@ -230,6 +230,26 @@ class TrainConfig:
 
 
 @dataclass
+class ContinualConfig:
+    """`seal continual`: passages absorbed one after another, each self-edit's adapter merged into the weights."""
+
+    sequences: int = 2
+    """Sequences of passages, each from a fresh base model (the paper averages several)."""
+    sequence_length: int = 8
+    """Passages per sequence (the paper: 8)."""
+    replay: bool = False
+    """Each step also trains on the passages and self-edits of every earlier step of its sequence."""
+    lr_scale: float = 1.0
+    """Step t trains with inner.lr * lr_scale ** t (1.0: the same rate at every step, as the paper)."""
+
+    def validate(self) -> None:
+        if self.sequences < 1 or self.sequence_length < 1:
+            raise SealError("continual.sequences and continual.sequence_length must be at least 1")
+        if not 0.0 < self.lr_scale <= 10.0 or math.isnan(self.lr_scale):
+            raise SealError(f"continual.lr_scale must be in (0, 10], not {self.lr_scale}")
+
+
+@dataclass
 class ArcConfig:
     """The ARC domain: test-time training budgets and inference."""
 
@@ -281,14 +301,17 @@ class RunConfig:
     inner: InnerLoopConfig = field(default_factory=InnerLoopConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     arc: ArcConfig = field(default_factory=ArcConfig)
+    continual: ContinualConfig = field(default_factory=ContinualConfig)
 
     def validate(self) -> "RunConfig":
-        for part in (self.model, self.data, self.sampling, self.inner, self.train, self.arc):
+        for part in (self.model, self.data, self.sampling, self.inner, self.train, self.arc, self.continual):
             part.validate()
         if not self.conditions:
             raise SealError("name at least one condition: " + CONDITIONS_HELP)
         if self.domain not in ("knowledge", "arc"):
             raise SealError(f"domain must be knowledge or arc, not {self.domain!r}")
+        if self.command == "continual" and not set(self.conditions) <= {"model", "passage", "data"}:
+            raise SealError(f"continual conditions are model, passage and data, not {self.conditions}")
         for condition in self.conditions if self.command != "train" else []:  # train samples its own
             if self.domain == "arc":
                 if condition not in ("icl", "model", "oracle") and not condition.startswith("generator:"):

@@ -52,3 +52,37 @@ def plot_rewards(history: list[dict], path: Path) -> Path | None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_forgetting(summary: dict, path: Path) -> Path | None:
+    """Heat-map of the mean accuracy matrix per condition (rows: after step t; columns: passage j)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+    except ImportError:
+        return None
+    conditions = summary["conditions"]
+    fig, axes = plt.subplots(1, len(conditions), figsize=(0.6 + 3.6 * len(conditions), 3.6), squeeze=False)
+    for ax, (name, c) in zip(axes[0], conditions.items()):
+        n = c["steps"]
+        grid = np.full((n, n), np.nan)
+        for t, row in enumerate(c["matrix"]):
+            grid[t, :len(row)] = [100 * v for v in row]
+        image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=max(1.0, float(np.nanmax(grid))))
+        for t in range(n):
+            for j in range(n):
+                if not np.isnan(grid[t, j]):
+                    ax.text(j, t, f"{grid[t, j]:.0f}", ha="center", va="center", fontsize=7, color="white")
+        ax.set_title(f"{name} ({c['sequences']} seq.)", fontsize=9)
+        ax.set_xlabel("passage")
+        ax.set_ylabel("after step")
+        ax.set_xticks(range(n))
+        ax.set_yticks(range(n))
+        fig.colorbar(image, ax=ax, fraction=0.046, label="accuracy, %")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -149,3 +149,56 @@ def train_report(history: list[dict], title: str) -> str:
                      f"{minutes:.1f} |")
     lines += ["", f"Final generator: `{history[-1]['generator_out']}`"]
     return "\n".join(lines) + "\n"
+
+
+def summarise_continual(results: dict[str, list[dict]]) -> dict:
+    """Per condition: the mean accuracy matrix over sequences (row t: after step t; column j: passage j) with
+    standard errors, the base model's accuracy per position, backward transfer and forward effect.
+
+    Backward transfer of a sequence: the mean over its passages but the last of (final accuracy on the passage
+    - accuracy right after it was learned); forward effect: the mean over its passages but the first of
+    (accuracy just before it was learned - the base model's). Both ± standard error over sequences.
+
+    >>> out = summarise_continual({"model": [{"base": [0.0, 0.1], "rows": [[0.5, 0.2], [0.3, 0.6]]}]})["conditions"]["model"]
+    >>> [round(x, 2) for x in (out["backward_transfer"], out["forward_effect"], out["final_accuracy"])]
+    [-0.2, 0.1, 0.45]
+    """
+    out = {}
+    for condition, sequences in results.items():
+        n_steps = len(sequences[0]["rows"])
+        matrix = [[mean_and_stderr([s["rows"][t][j] for s in sequences]) for j in range(len(sequences[0]["rows"][t]))]
+                  for t in range(n_steps)]
+        bwt = [sum(s["rows"][-1][j] - s["rows"][j][j] for j in range(n_steps - 1)) / (n_steps - 1)
+               for s in sequences] if n_steps > 1 else []
+        fwd = [sum(s["rows"][j - 1][j] - s["base"][j] for j in range(1, n_steps)) / (n_steps - 1)
+               for s in sequences] if n_steps > 1 else []
+        final = [sum(s["rows"][-1][:n_steps]) / n_steps for s in sequences]
+        out[condition] = {
+            "sequences": len(sequences), "steps": n_steps,
+            "matrix": [[m for m, _ in row] for row in matrix], "matrix_stderr": [[e for _, e in row] for row in matrix],
+            "base": [mean_and_stderr([s["base"][j] for s in sequences])[0] for j in range(n_steps)],
+            "backward_transfer": mean_and_stderr(bwt)[0] if bwt else None,
+            "backward_transfer_stderr": mean_and_stderr(bwt)[1] if bwt else None,
+            "forward_effect": mean_and_stderr(fwd)[0] if fwd else None,
+            "forward_effect_stderr": mean_and_stderr(fwd)[1] if fwd else None,
+            "final_accuracy": mean_and_stderr(final)[0], "final_accuracy_stderr": mean_and_stderr(final)[1]}
+    return {"setting": "continual", "conditions": out}
+
+
+def continual_report(summary: dict, title: str) -> str:
+    lines = [f"# {title}", "", "No-context accuracy (%) on each passage of a sequence (columns) after each step "
+             "(rows), mean over sequences (± standard error in the JSON summary). Passages are learned one per step, "
+             "each self-edit's adapter merged into the weights; the column right of the diagonal is the next passage "
+             "before it is learned.", ""]
+    for condition, c in summary["conditions"].items():
+        n = c["steps"]
+        lines += [f"## {condition} ({c['sequences']} sequence(s) of {n})", "",
+                  "| after step | " + " | ".join(f"p{j}" for j in range(n)) + " |", "|---|" + "---|" * n,
+                  "| base | " + " | ".join(f"{100 * b:.0f}" for b in c["base"]) + " |"]
+        for t, row in enumerate(c["matrix"]):
+            lines.append(f"| {t} | " + " | ".join(f"{100 * row[j]:.0f}" if j < len(row) else "" for j in range(n)) + " |")
+        fmt = lambda key: ("-" if c[key] is None else f"{100 * c[key]:+.1f} ± {100 * c[key + '_stderr']:.1f}")  # noqa: E731
+        lines += ["", f"Final accuracy over the sequence: {100 * c['final_accuracy']:.1f} % ± "
+                  f"{100 * c['final_accuracy_stderr']:.1f}; backward transfer {fmt('backward_transfer')} points; "
+                  f"forward effect {fmt('forward_effect')} points.", ""]
+    return "\n".join(lines)

@@ -79,6 +79,13 @@ class TrialDomain(Protocol):
         """Record fields from the answers: at least `accuracy`, the trial's reward."""
 
 
+class ContinualDomain(TrialDomain, Protocol):
+    """A domain as the continual-learning loop sees it: trials, and a self-edit written by the current model."""
+
+    def write_self_edit(self, condition: str, item, loaded, seed: int) -> Any:
+        """The self-edit a step trains on: sampled from `loaded` (condition model), stored (data), or None."""
+
+
 def record_key(record: dict, id_field: str) -> tuple:
     """The key of a logged trial record (as `Trial.key`); records of runs before conditions were logged: model.
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import torch
 from torch import nn
 
 from seal.config import InnerLoopConfig
@@ -34,6 +35,19 @@ def group_by_budget(max_new_tokens: int | list[int], n: int) -> dict[int, list[i
     for i, b in enumerate(budgets):
         out.setdefault(b, []).append(i)
     return out
+
+
+@torch.no_grad()
+def merge_adapter(model: nn.Module, state: dict[str, torch.Tensor], scaling: float) -> None:
+    """Add a LoRA adapter's `scaling * B A` into the weights of the plain `model` it was trained on.
+
+    `state` names factors as the engines' `adapter_state` does (`<module>.lora_A.weight`, `.lora_B.weight`).
+    """
+    for name in [n for n in state if n.endswith(".lora_A.weight")]:
+        module = model.get_submodule(name.removesuffix(".lora_A.weight"))
+        b = state[name.replace(".lora_A.", ".lora_B.")]
+        delta = scaling * (b.to(torch.float32) @ state[name].to(torch.float32))
+        module.weight.add_(delta.to(module.weight.device, module.weight.dtype))
 
 
 class NonFiniteLoss(SealError):
@@ -79,6 +93,9 @@ class Engine(Protocol):
 
     def reset(self) -> None:
         """Every slot back to the base model (B = 0); the base weights were never written."""
+
+    def adapter_state(self, slot: int = 0) -> dict[str, torch.Tensor]:
+        """Slot `slot`'s LoRA factors, named `<module>.lora_A.weight` / `.lora_B.weight`."""
 
     def merge_and_unload(self, slot: int = 0) -> nn.Module:
         """Add slot `slot`'s adapter into the base weights and return the plain model (the generator SFT)."""

@@ -66,6 +66,10 @@ class PeftEngine:
     def reset(self) -> None:
         self.init_adapter(0)
 
+    def adapter_state(self, slot: int = 0) -> dict[str, torch.Tensor]:
+        """The adapter's factors, named `...q_proj.lora_A.weight` (as the batched engine names a slot's)."""
+        return {n.replace(".default", ""): p.detach().clone() for n, p in self.params}
+
     def disable_adapter(self):
         """The base model alone, for any forward or generate inside."""
         return self.peft_model.disable_adapter()

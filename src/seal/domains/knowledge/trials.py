@@ -22,16 +22,17 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from seal.config import InnerLoopConfig, RunConfig
+from seal.config import InnerLoopConfig, RunConfig, SamplingConfig
 from seal.domains.base import Prepared, Requests, Trial
 from seal.domains.knowledge.grading import Grader
 from seal.domains.knowledge.passages import Passage
-from seal.domains.knowledge.prompts import question_prompt, training_sequences
+from seal.domains.knowledge.prompts import question_prompt, self_edit_prompt, training_sequences
 from seal.domains.knowledge.self_edits import read_generated
 from seal.domains.knowledge.sources import load_passages
 from seal.engines.base import Engine, Job
 from seal.engines.schedule import tokenize_sequences
 from seal.errors import SealError
+from seal.generation import generate
 from seal.runs import RecordLog
 
 
@@ -53,6 +54,11 @@ def check_conditions(config: RunConfig, passages: list[Passage]) -> None:
     if "passage" in config.conditions and not config.inner.include_passage:
         raise SealError("condition 'passage' trains on the passage alone, and --no-passage (inner.include_passage: "
                         "false) leaves it nothing to train on; drop one of them")
+    if config.command == "continual":
+        need = config.continual.sequences * config.continual.sequence_length
+        if len(passages) < need:
+            raise SealError(f"{config.continual.sequences} sequences of {config.continual.sequence_length} passages "
+                            f"need {need} passages; the data gives {len(passages)}")
     if "data" in config.conditions:
         for i, passage in enumerate(passages):
             if not passage.self_edits:
@@ -107,8 +113,25 @@ class KnowledgeTrials:
 
     id_field = "passage_id"
 
-    def __init__(self, tokenizer, inner: InnerLoopConfig, grader: Grader, baselines: dict[str, dict] | None = None):
+    def __init__(self, tokenizer, inner: InnerLoopConfig, grader: Grader, baselines: dict[str, dict] | None = None,
+                 sampling: SamplingConfig | None = None):
         self.tokenizer, self.inner, self.grader, self.baselines = tokenizer, inner, grader, baselines or {}
+        self.sampling = sampling or SamplingConfig()
+
+    def write_self_edit(self, condition: str, passage: Passage, loaded, seed: int) -> str | None:
+        """A continual step's self-edit: sampled from `loaded` (model), the file's first (data), or none (passage)."""
+        if condition == "passage":
+            return None
+        if condition == "data":
+            if not passage.self_edits:
+                raise SealError(f"condition 'data' needs self_edits in the data file; {passage.title!r} has none")
+            return passage.self_edits[0]
+        if condition != "model":
+            raise SealError(f"continual conditions are model, passage and data, not {condition!r}")
+        s = self.sampling
+        [[text]] = generate(loaded, [self_edit_prompt(s.prompt, passage)], max_new_tokens=s.max_new_tokens,
+                            temperature=s.temperature, top_p=s.top_p, num_return_sequences=1, seed=seed)
+        return text
 
     def prepare(self, trial: Trial) -> Prepared:
         passage: Passage = trial.item
