@@ -110,6 +110,7 @@ def check_model(name: str) -> None:
     """Fail with one line, before any slow stage, when `name` cannot be loaded: a local path without
     a saved model, or (offline) a Hub id that is not in the local cache. Reads only the config."""
     if name == EMBEDDED_MODEL:
+        embedded_model_path()  # the package is installed (converted once, as the run would)
         return
     path = Path(name).expanduser()
     if looks_local(name):
