@@ -56,8 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
                             ("eval", "the single-passage table: every condition through the same inner loop"),
                             ("cpt", "continued pretraining: one adapter on the self-edits of all passages at once"),
                             ("continual", "continual learning: passages learned one after another, edits merged; "
-                                          "the forgetting matrix")]:
+                                          "the forgetting matrix"),
+                            ("learn", "teach the model your documents: one adapter, saved as a standard PEFT adapter")]:
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == "learn":
+            p.add_argument("learn.paths", nargs="*", metavar="PATH", help="text, Markdown or JSONL files, or folders")
+            p.add_argument("--max-words", dest="learn.max_words", type=int, help="words per passage at most (150)")
+            p.add_argument("--generator", dest="learn.generator", help="the model that writes the self-edits")
+            p.add_argument("--merged", dest="learn.merged", action="store_const", const=True,
+                           help="also save the model with the adapter merged in")
         p.add_argument("--config", help="YAML file filling the run config (flags override it)")
         p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
         p.add_argument("--runs-root", dest="runs_root", help="where run directories go (default: runs)")
@@ -79,7 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--max-new-tokens", dest="sampling.max_new_tokens", type=int)
         g.add_argument("--gen-batch-size", dest="sampling.batch_size", type=int)
         g.add_argument("--sampling-seed", dest="sampling.seed", type=int)
-        if name == "generate":
+        if name in ("generate", "learn"):
+            if name == "learn":
+                p.add_argument("--engine", dest="inner.engine", choices=["batched", "single"])
+                p.add_argument("--epochs", dest="inner.epochs", type=int)
+                p.add_argument("--lr", dest="inner.lr", type=float)
+                p.add_argument("--rank", dest="inner.rank", type=int)
+                p.add_argument("--alpha", dest="inner.alpha", type=int)
+                p.add_argument("--target-modules", dest="inner.target_modules", type=_csv(str))
             continue
         g = p.add_argument_group("trials")
         g.add_argument("--condition", dest="conditions", action="append", help=CONDITIONS_HELP + " (repeatable)")
@@ -145,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--sft-epochs", dest="train.sft.epochs", type=int)
         g.add_argument("--sft-rank", dest="train.sft.rank", type=int)
         g.add_argument("--sft-alpha", dest="train.sft.alpha", type=int)
+    p = sub.add_parser("ask", help="answer one question with and without a PEFT adapter (no run directory)",
+                       description="answer one question with and without a PEFT adapter (no run directory)")
+    p.add_argument("model", metavar="MODEL_OR_ADAPTER", help="a PEFT adapter directory (seal learn's), or a model")
+    p.add_argument("question")
+    p.add_argument("--topic", default="", help="the subject, asked as 'Topic: ...' before the question")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-new-tokens", type=int, default=32)
     return parser
 
 
@@ -219,6 +240,10 @@ def _open_run(args: argparse.Namespace):
             from seal.commands.train import make_domain
 
             make_domain(config).check(config)  # bad input fails here, before a run directory is made
+        elif config.command == "learn":
+            from seal.domains.knowledge.documents import read_documents
+
+            read_documents(config.learn.paths, config.learn.max_words)
         elif config.domain == "arc":
             from seal.domains.arc.trials import load_tasks
 
@@ -238,7 +263,9 @@ def check_models(config: RunConfig) -> None:
     from seal.models import check_model
 
     check_model(config.model.name)
-    for condition in config.conditions:
+    if config.command == "learn" and config.learn.generator:
+        check_model(config.learn.generator)
+    for condition in config.conditions if config.command != "learn" else []:
         if condition.startswith("generator:"):
             check_model(condition.removeprefix("generator:"))
     inner = config.inner
@@ -267,6 +294,11 @@ def _execute(config: RunConfig, run_dir: Path) -> int:
         history = run_train(config, run_dir)
         _report(run_dir, {"rounds": history}, train_report(history, title))
         plot_rewards(history, run_dir / "rewards.png")
+    elif config.command == "learn":
+        from seal.commands.learn import learn_report, run_learn
+
+        summary = run_learn(config, run_dir)
+        _report(run_dir, summary, learn_report(summary))
     elif config.command == "continual":
         from seal.commands.continual import run_continual_command
         from seal.plots import plot_forgetting
@@ -313,6 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(argv)
     try:
+        if args.command == "ask":
+            from seal.commands.learn import ask
+
+            for name, answer in ask(args.model, args.question, args.topic, args.device, args.max_new_tokens).items():
+                print(f"{name}: {answer}")
+            return 0
         return _run(args)
     except SealError as err:
         from seal.engines.base import NonFiniteLoss

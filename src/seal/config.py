@@ -250,6 +250,24 @@ class ContinualConfig:
 
 
 @dataclass
+class LearnConfig:
+    """`seal learn`: a user's documents taught to the model as one adapter."""
+
+    paths: list[str] = field(default_factory=list)
+    """Text, Markdown or JSONL files, or folders of them."""
+    max_words: int = 150
+    """Paragraphs are joined into passages of at most this many words."""
+    generator: str | None = None
+    """The model that writes the self-edits (a `seal train` round's generator, say); default: the model itself."""
+    merged: bool = False
+    """Also save the model with the adapter merged in (save_pretrained), beside the PEFT adapter."""
+
+    def validate(self) -> None:
+        if self.max_words < 10:
+            raise SealError(f"learn.max_words must be at least 10, not {self.max_words}")
+
+
+@dataclass
 class ArcConfig:
     """The ARC domain: test-time training budgets and inference."""
 
@@ -302,9 +320,11 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     arc: ArcConfig = field(default_factory=ArcConfig)
     continual: ContinualConfig = field(default_factory=ContinualConfig)
+    learn: LearnConfig = field(default_factory=LearnConfig)
 
     def validate(self) -> "RunConfig":
-        for part in (self.model, self.data, self.sampling, self.inner, self.train, self.arc, self.continual):
+        for part in (self.model, self.data, self.sampling, self.inner, self.train, self.arc, self.continual,
+                     self.learn):
             part.validate()
         if not self.conditions:
             raise SealError("name at least one condition: " + CONDITIONS_HELP)
@@ -312,7 +332,9 @@ class RunConfig:
             raise SealError(f"domain must be knowledge or arc, not {self.domain!r}")
         if self.command == "continual" and not set(self.conditions) <= {"model", "passage", "data"}:
             raise SealError(f"continual conditions are model, passage and data, not {self.conditions}")
-        for condition in self.conditions if self.command != "train" else []:  # train samples its own
+        if self.command == "learn" and not self.learn.paths:
+            raise SealError("seal learn needs at least one document or folder")
+        for condition in self.conditions if self.command not in ("train", "learn") else []:  # they sample their own
             if self.domain == "arc":
                 if condition not in ("icl", "model", "oracle") and not condition.startswith("generator:"):
                     raise SealError(f"ARC conditions are icl, model, oracle or generator:MODEL, not {condition!r}")
