@@ -65,13 +65,14 @@ def plot_forgetting(summary: dict, path: Path) -> Path | None:
     except ImportError:
         return None
     conditions = summary["conditions"]
+    top = max([1.0] + [100 * v for c in conditions.values() for row in c["matrix"] for v in row])  # one scale for all
     fig, axes = plt.subplots(1, len(conditions), figsize=(0.6 + 3.6 * len(conditions), 3.6), squeeze=False)
     for ax, (name, c) in zip(axes[0], conditions.items()):
         n = c["steps"]
         grid = np.full((n, n), np.nan)
         for t, row in enumerate(c["matrix"]):
             grid[t, :len(row)] = [100 * v for v in row]
-        image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=max(1.0, float(np.nanmax(grid))))
+        image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=top)
         for t in range(n):
             for j in range(n):
                 if not np.isnan(grid[t, j]):

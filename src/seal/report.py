@@ -173,6 +173,7 @@ def summarise_continual(results: dict[str, list[dict]]) -> dict:
         fwd = [sum(s["rows"][j - 1][j] - s["base"][j] for j in range(1, n_steps)) / (n_steps - 1)
                for s in sequences] if n_steps > 1 else []
         final = [sum(s["rows"][-1][:n_steps]) / n_steps for s in sequences]
+        learned = [sum(s["rows"][j][j] for j in range(n_steps)) / n_steps for s in sequences]
         out[condition] = {
             "sequences": len(sequences), "steps": n_steps,
             "matrix": [[m for m, _ in row] for row in matrix], "matrix_stderr": [[e for _, e in row] for row in matrix],
@@ -181,7 +182,9 @@ def summarise_continual(results: dict[str, list[dict]]) -> dict:
             "backward_transfer_stderr": mean_and_stderr(bwt)[1] if bwt else None,
             "forward_effect": mean_and_stderr(fwd)[0] if fwd else None,
             "forward_effect_stderr": mean_and_stderr(fwd)[1] if fwd else None,
-            "final_accuracy": mean_and_stderr(final)[0], "final_accuracy_stderr": mean_and_stderr(final)[1]}
+            "final_accuracy": mean_and_stderr(final)[0], "final_accuracy_stderr": mean_and_stderr(final)[1],
+            "just_learned_accuracy": mean_and_stderr(learned)[0],
+            "just_learned_accuracy_stderr": mean_and_stderr(learned)[1]}
     return {"setting": "continual", "conditions": out}
 
 
@@ -198,7 +201,9 @@ def continual_report(summary: dict, title: str) -> str:
         for t, row in enumerate(c["matrix"]):
             lines.append(f"| {t} | " + " | ".join(f"{100 * row[j]:.0f}" if j < len(row) else "" for j in range(n)) + " |")
         fmt = lambda key: ("-" if c[key] is None else f"{100 * c[key]:+.1f} ± {100 * c[key + '_stderr']:.1f}")  # noqa: E731
-        lines += ["", f"Final accuracy over the sequence: {100 * c['final_accuracy']:.1f} % ± "
+        lines += ["", f"Accuracy on a passage right after it is learned (the diagonal): "
+                  f"{100 * c['just_learned_accuracy']:.1f} % ± {100 * c['just_learned_accuracy_stderr']:.1f}; "
+                  f"final accuracy over the sequence: {100 * c['final_accuracy']:.1f} % ± "
                   f"{100 * c['final_accuracy_stderr']:.1f}; backward transfer {fmt('backward_transfer')} points; "
                   f"forward effect {fmt('forward_effect')} points.", ""]
     return "\n".join(lines)
