@@ -103,3 +103,25 @@ def test_continual_command_writes_the_table_and_heat_map(tmp_path, capsys, tiny_
     assert code == 2
     assert_one_clear_line(err, "3 sequences of 8 passages need 24 passages; the data gives 4")
     assert not (tmp_path / "r2").exists() or not any((tmp_path / "r2").iterdir())
+
+
+def test_stacked_adapters_are_the_merged_model_without_writing_the_weights(tmp_path, tiny_model_path):
+    from seal.loops.continual import Stack
+
+    merged_cfg = replace(tiny_continual(tiny_model_path), conditions=["passage"],
+                         continual=ContinualConfig(sequences=1, sequence_length=3))
+    stacked_cfg = replace(merged_cfg, continual=replace(merged_cfg.continual, merge=False))
+    merged, stacked = run(merged_cfg, tmp_path / "merged"), run(stacked_cfg, tmp_path / "stacked")
+    assert stacked["passage"][0]["rows"][0] == merged["passage"][0]["rows"][0]  # step 0: nothing stacked yet
+    states = [load_state(tmp_path / "stacked" / "passage" / "sequence-0" / f"step-{t}.safetensors") for t in range(3)]
+    ids = torch.tensor([[3, 5, 7, 11, 13, 17]])
+    a, b = load_model(merged_cfg.model), load_model(merged_cfg.model)
+    base = {n: p.clone() for n, p in a.model.named_parameters()}
+    stack = Stack(a.model, merged_cfg.inner.alpha / merged_cfg.inner.rank)
+    for state in states:
+        stack.add(state)
+        merge_adapter(b.model, state, merged_cfg.inner.alpha / merged_cfg.inner.rank)
+    with torch.no_grad():
+        torch.testing.assert_close(a.model(input_ids=ids).logits, b.model(input_ids=ids).logits, rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(a.model(input_ids=ids).logits, load_model(merged_cfg.model).model(input_ids=ids).logits)
+    assert all(torch.equal(p, base[n]) for n, p in a.model.named_parameters())  # stacking writes no weight

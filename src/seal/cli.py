@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="each step also trains on the earlier steps' passages and self-edits")
             g.add_argument("--lr-scale", dest="continual.lr_scale", type=float,
                            help="step t trains with lr * LR_SCALE ** t (default 1.0)")
+            g.add_argument("--stacked", dest="continual.merge", action="store_const", const=False,
+                           help="keep each step's adapter unmerged (stacked LoRAs) instead of merging it")
         if name != "train":
             continue
         g = p.add_argument_group("ReST-EM")

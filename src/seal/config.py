@@ -241,6 +241,9 @@ class ContinualConfig:
     """Each step also trains on the passages and self-edits of every earlier step of its sequence."""
     lr_scale: float = 1.0
     """Step t trains with inner.lr * lr_scale ** t (1.0: the same rate at every step, as the paper)."""
+    merge: bool = True
+    """True: each step's adapter is merged into the weights (the paper). False: stacked - every step's
+    adapter stays a LoRA of its own, added to the frozen weights' output, which are never written."""
 
     def validate(self) -> None:
         if self.sequences < 1 or self.sequence_length < 1:
