@@ -46,7 +46,8 @@ def merge_adapter(model: nn.Module, state: dict[str, torch.Tensor], scaling: flo
     for name in [n for n in state if n.endswith(".lora_A.weight")]:
         module = model.get_submodule(name.removesuffix(".lora_A.weight"))
         b = state[name.replace(".lora_A.", ".lora_B.")]
-        delta = scaling * (b.to(torch.float32) @ state[name].to(torch.float32))
+        dtype = torch.promote_types(module.weight.dtype, torch.float32)  # half-precision weights: add in float32
+        delta = scaling * (b.to(dtype) @ state[name].to(dtype))
         module.weight.add_(delta.to(module.weight.device, module.weight.dtype))
 
 

@@ -37,7 +37,7 @@ from torch.optim.adamw import adamw
 from tqdm.auto import tqdm
 
 from seal.config import InnerLoopConfig
-from seal.engines.base import Job, TrainStats, group_by_budget
+from seal.engines.base import Job, TrainStats, group_by_budget, merge_adapter
 from seal.engines.schedule import (BETAS, EPS, check_finite, check_target_modules, clip_factors, init_generator,
                                    job_plan, lora_a_init, pad_batch, step_lr, target_losses)
 from seal.errors import SealError
@@ -214,13 +214,12 @@ class MultiLoRAEngine:
                 out[i] = text[0]
         return out
 
-    @torch.no_grad()
     def merge_and_unload(self, slot: int = 0) -> nn.Module:
         """Add slot `slot`'s adapter (scaling * B A) into each base weight, then unload."""
-        for _, _, layer in self.layers:
-            delta = layer.scaling * (layer.lora_B[slot] @ layer.lora_A[slot])
-            layer.base.weight.add_(delta.to(layer.base.weight.dtype))
-        return self.unload()
+        state = self.adapter_state(slot)
+        model = self.unload()
+        merge_adapter(model, state, self.cfg.alpha / self.cfg.rank)
+        return model
 
     def unload(self) -> nn.Module:
         """Put the original Linear layers back and return the base model."""

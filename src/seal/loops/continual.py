@@ -41,11 +41,11 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from seal.config import RunConfig
-from seal.domains.base import ContinualDomain, Requests, Trial
+from seal.domains.base import ContinualDomain, Trial
 from seal.engines import make_engine
-from seal.engines.base import Job, group_by_budget, merge_adapter
+from seal.engines.base import Job, merge_adapter
 from seal.errors import SealError
-from seal.generation import greedy_answers
+from seal.loops.inner import answer_requests
 from seal.models import LoadedModel, load_model
 from seal.runs import RecordLog
 
@@ -85,7 +85,10 @@ def run_sequence(config: RunConfig, condition: str, s: int, items: list, seq_dir
     stack = None if config.continual.merge else Stack(loaded.model, inner.alpha / inner.rank)
 
     def apply(state: dict) -> None:
-        merge_adapter(loaded.model, state, inner.alpha / inner.rank) if stack is None else stack.add(state)
+        if stack is None:
+            merge_adapter(loaded.model, state, inner.alpha / inner.rank)
+        else:
+            stack.add(state)
 
     learned: list[Trial] = []
     for t in tqdm(range(len(items)), desc=f"{condition} sequence {s}", unit="step"):
@@ -139,22 +142,13 @@ def evaluate(loaded: LoadedModel, domain: ContinualDomain, trials: list[Trial], 
 
 
 def answer_and_score(loaded: LoadedModel, domain: ContinualDomain, trials: list[Trial], inner) -> list[dict]:
-    """Every trial's requests answered by the plain (merged) model in shared batches, then scored."""
-    requests: list[Requests] = [domain.requests(t) for t in trials]
-    prompts = [p for r in requests for p in r.prompts]
-    budgets = [b for r in requests for b in ([r.max_new_tokens] * len(r.prompts) if isinstance(r.max_new_tokens, int)
-                                             else r.max_new_tokens)]
-    flat = [""] * len(prompts)
-    for budget, rows in group_by_budget(budgets, len(prompts)).items():
-        texts = greedy_answers(loaded, [prompts[i] for i in rows], max_new_tokens=budget,
-                               batch_size=inner.answer_batch_size, chat=requests[0].chat, stop=requests[0].stop)
-        for i, text in zip(rows, texts):
-            flat[i] = text
-    out, k = [], 0
-    for t, r in zip(trials, requests):
-        out.append(domain.score(t, flat[k:k + len(r.prompts)]))
-        k += len(r.prompts)
-    return out
+    """Every trial's requests answered by the current (merged or stacked) model in shared batches, then scored."""
+    engine = make_engine(loaded, inner)  # its adapters stay off: rows answer with the model as it is
+    try:
+        answers = answer_requests(engine, [domain.requests(t) for t in trials], [None] * len(trials))
+    finally:
+        engine.unload()
+    return [domain.score(t, a) for t, a in zip(trials, answers)]
 
 
 class Stack:

@@ -61,7 +61,7 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
                                      desc=f"train {len(group)} adapter(s)" if desc is not None else None)
                 start = time.perf_counter()
                 requests = [domain.requests(trials[i]) for i in group]
-                answers = _answer(engine, requests, list(range(len(group))))
+                answers = answer_requests(engine, requests, list(range(len(group))))
             finally:
                 engine.reset()
             eval_s = (time.perf_counter() - start) / len(group)
@@ -81,7 +81,7 @@ def _answer_untrained(engine: Engine, domain: TrialDomain, trials: list[Trial], 
     keys = list(dict.fromkeys(prepared[i].shared_key or f"trial-{i}" for i in indices))
     first = {k: next(i for i in indices if (prepared[i].shared_key or f"trial-{i}") == k) for k in keys}
     start = time.perf_counter()
-    answers = _answer(engine, [domain.requests(trials[first[k]]) for k in keys], [None] * len(keys))
+    answers = answer_requests(engine, [domain.requests(trials[first[k]]) for k in keys], [None] * len(keys))
     eval_s = (time.perf_counter() - start) / len(keys)
     by_key = dict(zip(keys, answers))
     for i in indices:
@@ -91,7 +91,7 @@ def _answer_untrained(engine: Engine, domain: TrialDomain, trials: list[Trial], 
                          eval_s if first[key] == i else 0.0)
 
 
-def _answer(engine: Engine, requests: list[Requests], adapters: list[int | None]) -> list[list[str]]:
+def answer_requests(engine: Engine, requests: list[Requests], adapters: list[int | None]) -> list[list[str]]:
     """Every request's prompts in one decode, request r with adapter `adapters[r]`; answers per request."""
     prompts, rows, budgets = [], [], []
     for r, req in zip(adapters, requests):

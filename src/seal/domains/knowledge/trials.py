@@ -199,7 +199,6 @@ class CptTrials:
         if not sequences:
             raise SealError(f"cpt condition {trial.condition!r}: no training sequence")
         random.Random(trial.seed).shuffle(sequences)
-        print(f"cpt {trial.condition} seed {trial.seed}: {len(sequences)} sequences over {len(corpus.passages)} passages")
         record = {"condition": trial.condition, "corpus": corpus.id, "self_edit_index": 0, "seed": trial.seed,
                   "n_sequences": len(sequences)}
         return Prepared(Job(tokenize_sequences(self.tokenizer, sequences, self.inner.max_seq_len), trial.seed), record)
