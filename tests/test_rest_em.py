@@ -205,3 +205,17 @@ def test_passage_only_baseline_is_refused_for_arc(tiny_model_path):
     config.domain, config.train.baseline = "arc", "passage-only"
     with pytest.raises(SealError, match="passage-only"):
         make_domain(config).check(config)
+
+
+def test_passage_twice_baseline_trains_on_two_copies_of_the_passage(tmp_path, tiny_model_path):
+    config = tiny_train_config(tiny_model_path, rounds=1)
+    config.train.baseline = "passage-twice"
+    config.inner.seeds = [0]
+    history = train(config, tmp_path, KnowledgeDomain(Grader("judge", length_grader)))
+
+    trials = [json.loads(line) for line in (tmp_path / "round-0" / "trials.jsonl").read_text().splitlines()]
+    twice = {t["passage_id"]: t for t in trials if t["condition"] == "passage-twice"}
+    assert len(twice) == 3 and all(t["n_sequences"] == 2 and t["self_edit"] is None for t in twice.values())
+    assert history[0]["baseline"] == "passage-twice"
+    for k in map(json.loads, (tmp_path / "round-0" / "kept.jsonl").read_text().splitlines()):
+        assert k["baseline"] == twice[k["item_id"]]["accuracy"] and k["reward"] > k["baseline"]

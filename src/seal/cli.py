@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--passages-per-round", "--tasks-per-round", dest="train.passages_per_round", type=int,
                        help="training inputs (passages or ARC tasks) per round")
         g.add_argument("--selection", dest="train.selection", choices=["best", "beats-baseline"])
-        g.add_argument("--baseline", dest="train.baseline", choices=["no-adaptation", "passage-only"],
+        g.add_argument("--baseline", dest="train.baseline", choices=["no-adaptation", "passage-only", "passage-twice"],
                        help="what a kept self-edit must beat (default: no-adaptation)")
         g.add_argument("--train-seed", dest="train.seed", type=int)
         g.add_argument("--sft-lr", dest="train.sft.lr", type=float)

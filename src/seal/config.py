@@ -213,7 +213,9 @@ class TrainConfig:
     baseline: str = "no-adaptation"
     """What a kept self-edit must beat. no-adaptation: the un-adapted model's accuracy (the paper);
     passage-only: a trial on the passage alone (one per seed), so that a self-edit is kept only if
-    it teaches more than the passage does (knowledge domain only; costs one trial per passage and seed)."""
+    it teaches more than the passage does (knowledge domain only; costs one trial per passage and seed);
+    passage-twice: a trial on two copies of the passage, so that a self-edit that only repeats the
+    passage is not kept (docs/rest-em.md found a generator that learned to copy)."""
     seed: int = 0
     sft: SFTConfig = field(default_factory=SFTConfig)
 
@@ -224,8 +226,8 @@ class TrainConfig:
             raise SealError(f"train.passages_per_round must be at least 1, not {self.passages_per_round}")
         if self.selection not in ("best", "beats-baseline"):
             raise SealError(f"train.selection must be best or beats-baseline, not {self.selection!r}")
-        if self.baseline not in ("no-adaptation", "passage-only"):
-            raise SealError(f"train.baseline must be no-adaptation or passage-only, not {self.baseline!r}")
+        if self.baseline not in ("no-adaptation", "passage-only", "passage-twice"):
+            raise SealError(f"train.baseline must be no-adaptation, passage-only or passage-twice, not {self.baseline!r}")
         self.sft.validate()
 
 
@@ -293,7 +295,8 @@ class ArcConfig:
 
 
 CONDITIONS_HELP = (
-    "passage (train on the passage only), data (self-edits stored in the data file), "
+    "passage (train on the passage only), passage-twice (on two copies of it: the control for a "
+    "self-edit that repeats the passage), data (self-edits stored in the data file), "
     "model (self-edits sampled now from the model), generator:MODEL (self-edits sampled from another "
     "model, e.g. a ReST-EM round's generator), or a path to a `seal generate` run"
 )
@@ -344,7 +347,7 @@ class RunConfig:
             elif condition.startswith("generator:"):
                 if not condition.removeprefix("generator:"):
                     raise SealError("condition generator: needs a model id or path after the colon")
-            elif condition not in ("passage", "data", "model") and not Path(condition).exists():
+            elif condition not in ("passage", "passage-twice", "data", "model") and not Path(condition).exists():
                 raise SealError(f"unknown condition {condition!r}: use " + CONDITIONS_HELP)
         if self.reference is not None and self.reference not in [*self.conditions, "baseline"]:
             raise SealError(f"reference {self.reference!r} is not one of the rows: {', '.join(self.conditions)}, baseline")

@@ -43,7 +43,7 @@ class ArcDomain:
 
     def check(self, config: RunConfig) -> None:
         if config.train.baseline != "no-adaptation":
-            raise SealError("train.baseline passage-only is for passages; an ARC recipe's baseline is no adaptation")
+            raise SealError(f"train.baseline {config.train.baseline} is for passages; an ARC recipe's baseline is no adaptation")
         self._tasks(config)
 
     def draw(self, config: RunConfig, r: int, round_dir: Path) -> list[Task]:

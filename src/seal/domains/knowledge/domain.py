@@ -2,7 +2,8 @@
 
 The reward of a self-edit is the no-context accuracy after its trials (averaged over seeds).
 A kept self-edit must beat the passage's baseline: the un-adapted model's accuracy (the paper),
-or with `train.baseline: passage-only` the mean over seeds of trials on the passage alone.
+or with `train.baseline: passage-only` the mean over seeds of trials on the passage alone
+(`passage-twice`: on two copies of it, so that a self-edit that only repeats the passage is not kept).
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ class KnowledgeDomain:
         self._pool: list[Passage] | None = None
 
     def check(self, config: RunConfig) -> None:
-        check_conditions(replace(config, conditions=["passage", "model"] if config.train.baseline == "passage-only"
-                                 else ["model"]), passages_for(config))
+        check_conditions(replace(config, conditions=baseline_conditions(config) + ["model"]), passages_for(config))
 
     def draw(self, config: RunConfig, r: int, round_dir: Path) -> list[Passage]:
         """This round's training batch: drawn once with seed (train.seed, r), saved, read back on resume."""
@@ -63,16 +63,20 @@ class KnowledgeDomain:
                  config: RunConfig, round_dir: Path) -> tuple[dict[str, float], list[dict]]:
         grader = self.grader or make_grader(config, loaded, engine)
         baselines = ensure_baselines(round_dir, engine, passages, config.inner, grader)
-        passage_only = config.train.baseline == "passage-only"
-        conditions = ["passage", "model"] if passage_only else ["model"]
-        trials = plan_trials(replace(config, conditions=conditions), passages, {"model": self_edits})
+        reference_trials = baseline_conditions(config)
+        trials = plan_trials(replace(config, conditions=reference_trials + ["model"]), passages, {"model": self_edits})
         records = run_logged(engine, KnowledgeTrials(loaded.tokenizer, config.inner, grader, baselines), trials,
                              RecordLog(round_dir / "trials.jsonl"))
         reference = {pid: b["accuracy"] for pid, b in baselines.items()}
-        if passage_only:
+        if reference_trials:
             by_passage: dict[str, list[float]] = {}
             for t in records:
-                if t["condition"] == "passage":
+                if t["condition"] in reference_trials:
                     by_passage.setdefault(t["passage_id"], []).append(t["accuracy"])
             reference = {pid: sum(v) / len(v) for pid, v in by_passage.items()}
         return reference, [{**t, "item_id": t["passage_id"]} for t in records if t["condition"] == "model"]
+
+
+def baseline_conditions(config: RunConfig) -> list[str]:
+    """The trials a round runs besides its self-edits' to set the bar a kept self-edit must clear."""
+    return {"passage-only": ["passage"], "passage-twice": ["passage-twice"]}.get(config.train.baseline, [])

@@ -10,7 +10,8 @@ training sequence (empty or unparsable) is not trained on and scores 0, so a gen
 never rewarded for writing nothing. `CptTrials` is the continued-pretraining setting: one
 job over every passage's sequences, asked every question.
 
-Conditions choose each trial's self-edits: `passage` (none), `data` (stored in the data file),
+Conditions choose each trial's self-edits: `passage` (none), `passage-twice` (none, the passage's
+sequence twice: the control for a self-edit that only repeats it), `data` (stored in the data file),
 `model` / `generator:PATH` (sampled into the run), or the path of a `seal generate` run.
 """
 
@@ -51,8 +52,9 @@ def check_conditions(config: RunConfig, passages: list[Passage]) -> None:
     if sampled and config.sampling.prompt == "none":
         raise SealError(f"prompt 'none' samples no self-edits, so condition {sampled[0]!r} would run no trial; "
                         "use condition 'passage' for passage-only training")
-    if "passage" in config.conditions and not config.inner.include_passage:
-        raise SealError("condition 'passage' trains on the passage alone, and --no-passage (inner.include_passage: "
+    clash = [c for c in PASSAGE_ONLY if c in config.conditions]
+    if clash and not config.inner.include_passage:
+        raise SealError(f"condition {clash[0]!r} trains on the passage alone, and --no-passage (inner.include_passage: "
                         "false) leaves it nothing to train on; drop one of them")
     if config.command == "continual":
         need = config.continual.sequences * config.continual.sequence_length
@@ -66,6 +68,10 @@ def check_conditions(config: RunConfig, passages: list[Passage]) -> None:
                                 f"({passage.title!r}) has none")
 
 
+PASSAGE_ONLY = ("passage", "passage-twice")
+"""Conditions whose trials train on the passage alone (once, or twice over)."""
+
+
 def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str, dict[str, list[str]]]) -> list[Trial]:
     """Every trial of the run, in a fixed order (condition, passage, self-edit, seed).
 
@@ -77,10 +83,10 @@ def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str,
         stored: dict[str, list[str]] = {}
         if condition in generated:
             stored = generated[condition]
-        elif condition not in ("passage", "data"):
+        elif condition not in PASSAGE_ONLY + ("data",):
             families, stored = read_generated(condition)
         for i, passage in enumerate(passages):
-            if condition == "passage":
+            if condition in PASSAGE_ONLY:
                 edits: list[str | None] = [None]
             elif condition == "data":
                 edits = list(passage.self_edits)
@@ -136,6 +142,8 @@ class KnowledgeTrials:
     def prepare(self, trial: Trial) -> Prepared:
         passage: Passage = trial.item
         sequences = training_sequences(passage, trial.self_edit, trial.family, self.inner.include_passage)
+        if trial.condition == "passage-twice":
+            sequences = training_sequences(passage, None) * 2
         record = {"condition": trial.condition, "passage_id": passage.id, "passage_index": trial.item_index,
                   "title": passage.title, "self_edit_index": trial.self_edit_index, "seed": trial.seed,
                   "self_edit": trial.self_edit, "n_sequences": len(sequences), "status": "ok"}
