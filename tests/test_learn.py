@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from seal.cli import main
 from seal.models import cache_dir
@@ -84,6 +85,61 @@ def test_learn_saves_an_adapter_and_a_merged_model_that_plain_libraries_load(tmp
     code = main(["ask", str(run_dir / "adapter"), "What does Brask Mill grind?", "--topic", "Brask Mill", "--device", "cpu"])
     out = capsys.readouterr().out
     assert code == 0 and "base: " in out and "adapted: " in out
+
+
+def test_learn_by_steps_saves_every_passage_adapter_as_one_peft_adapter(tmp_path, capsys, tiny_model_path):
+    folder = documents(tmp_path)
+    runs = tmp_path / "runs"
+    code, err = run_cli(capsys, ["learn", str(folder), *tiny_flags(tiny_model_path, runs), "--max-new-tokens", "8",
+                                 "--steps", "--merged"])
+    assert code == 0, err
+    [run_dir] = list(runs.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    n = summary["passages"]
+    steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
+    assert summary["mode"] == "steps" and n > 1 and [r["step"] for r in steps] == list(range(n))
+    assert all(r["epoch_losses"][-1] < r["epoch_losses"][0] for r in steps)
+    config = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (4 * n, 8 * n)  # the steps' factors side by side, same scaling
+    question = "What does Brask Mill grind?"
+    assert plain("adapter", run_dir / "adapter", question) == plain("merged", run_dir / "merged", question)
+    assert json.loads(plain("logits", run_dir / "merged", question)) != json.loads(plain("logits", tiny_model_path,
+                                                                                        question))
+
+
+def test_learn_by_steps_resumes_at_the_first_missing_passage(tmp_path, tiny_model_path):
+    from seal.commands.learn import learn_steps
+    from seal.config import InnerLoopConfig, ModelConfig
+    from seal.domains.base import Trial
+    from seal.domains.knowledge.documents import read_documents
+    from seal.domains.knowledge.trials import Corpus, CptTrials
+    from seal.models import load_model
+
+    passages = read_documents([str(documents(tmp_path))], 150)
+    inner = InnerLoopConfig(rank=4, alpha=8, lr=0.05, epochs=2, target_modules=["q_proj", "v_proj"], adapters_per_pass=1)
+    loaded = load_model(ModelConfig(name=str(tiny_model_path), device="cpu"))
+    cpt = CptTrials(loaded.tokenizer, inner, None)
+
+    def job(ps, seed):
+        return cpt.prepare(Trial("learn", Corpus(tuple(ps), tuple(() for _ in ps)), 0, 0, seed)).job
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    stack, _ = learn_steps(loaded, inner, passages, job, run_dir)
+    whole = {k: v.clone() for k, v in stack.state().items()}
+    stack.remove()
+    lines = (run_dir / "steps.jsonl").read_text().splitlines()
+    (run_dir / "steps.jsonl").write_text(lines[0] + "\n")  # killed after the first step
+    for t in range(1, len(passages)):
+        (run_dir / f"step-{t}.safetensors").unlink()
+    first = (run_dir / "step-0.safetensors").stat().st_mtime_ns
+
+    stack, trained = learn_steps(loaded, inner, passages, job, run_dir)
+    assert (run_dir / "step-0.safetensors").stat().st_mtime_ns == first  # not trained again
+    assert [r["step"] for r in trained] == list(range(len(passages)))
+    assert len((run_dir / "steps.jsonl").read_text().splitlines()) == len(passages)
+    resumed = stack.state()
+    assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole)
 
 
 @pytest.mark.parametrize("make, needle", [

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--generator", dest="learn.generator", help="the model that writes the self-edits")
             p.add_argument("--merged", dest="learn.merged", action="store_const", const=True,
                            help="also save the model with the adapter merged in")
+            p.add_argument("--steps", dest="learn.steps", action="store_const", const=True,
+                           help="learn passage by passage (one adapter each, on the model with the earlier ones "
+                                "added; resumable per passage) instead of all passages in one adapter")
         p.add_argument("--config", help="YAML file filling the run config (flags override it)")
         p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
         p.add_argument("--runs-root", dest="runs_root", help="where run directories go (default: runs)")

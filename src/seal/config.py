@@ -266,6 +266,10 @@ class LearnConfig:
     """The model that writes the self-edits (a `seal train` round's generator, say); default: the model itself."""
     merged: bool = False
     """Also save the model with the adapter merged in (save_pretrained), beside the PEFT adapter."""
+    steps: bool = False
+    """Learn passage by passage (continual): one adapter per passage, trained on the model with every
+    earlier passage's adapter added, all kept unmerged and saved together as one PEFT adapter
+    (rank = inner.rank x passages). Default: one adapter over all passages at once (CPT)."""
 
     def validate(self) -> None:
         if self.max_words < 10:

@@ -7,7 +7,13 @@
 Documents become passages (seal.domains.knowledge.documents states the rule), the generator
 writes `-k` self-edits per passage (saved in self_edits.jsonl before training), and one job over
 every passage and its self-edits' lines (the continued-pretraining setting of `seal cpt`) trains
-one LoRA adapter on the configured engine. It is saved as a standard PEFT adapter
+one LoRA adapter on the configured engine. With `--steps` the passages are learned one after
+another instead, as in `seal continual` but unmerged: passage t's adapter (seed inner.seeds[0] + t)
+is trained on the model with adapters 0 ... t-1 added (loops.continual.Stack), each saved in
+RUN_DIR/step-t.safetensors before its record in steps.jsonl, so a resumed run trains only the
+missing steps; the self-edits are all written first, by the generator, not by the model as it
+learns (a departure from `seal continual`). The n adapters are one LoRA of rank r x n
+(factors concatenated, lora_alpha = alpha x n keeps the scaling). It is saved as a standard PEFT adapter
 (RUN_DIR/adapter: adapter_config.json + adapter_model.safetensors, loadable by transformers,
 peft and vLLM without this package) and, with `--merged`, as a whole model with the adapter
 merged in (RUN_DIR/merged, `save_pretrained`). Passages given with questions (JSONL) are asked
@@ -19,8 +25,10 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import torch
+from tqdm.auto import tqdm
 
 from seal.config import InnerLoopConfig, ModelConfig, RunConfig
 from seal.domains.base import Trial
@@ -30,10 +38,12 @@ from seal.domains.knowledge.passages import Passage
 from seal.domains.knowledge.self_edits import generate_into
 from seal.domains.knowledge.trials import Corpus, CptTrials, grade_answers, question_requests
 from seal.engines import make_engine
-from seal.engines.base import merge_adapter
+from seal.engines.base import Job, TrainStats, merge_adapter
 from seal.errors import SealError
 from seal.generation import greedy_answers
+from seal.loops.continual import Stack, load_state, save_state
 from seal.models import LoadedModel, load_model
+from seal.runs import RecordLog
 from seal.domains.knowledge.prompts import question_prompt
 
 
@@ -50,26 +60,71 @@ def run_learn(config: RunConfig, run_dir: Path) -> dict:
     requests = question_requests(asked, inner)
     before = engine.answer(requests.prompts, [None] * len(requests.prompts), max_new_tokens=requests.max_new_tokens,
                            batch_size=inner.answer_batch_size) if asked else []
-    corpus = Corpus(tuple(passages), tuple(tuple((config.sampling.prompt, e) for e in self_edits[p.id]) for p in passages))
-    job = CptTrials(loaded.tokenizer, inner, grader).prepare(Trial("learn", corpus, 0, 0, inner.seeds[0])).job
-    [stats] = engine.train([job], desc="learn")
-    after = engine.answer(requests.prompts, [0] * len(requests.prompts), max_new_tokens=requests.max_new_tokens,
-                          batch_size=inner.answer_batch_size) if asked else []
-    state = engine.adapter_state(0)
-    engine.unload()
-    save_peft_adapter(loaded, state, inner, run_dir / "adapter")
+    cpt = CptTrials(loaded.tokenizer, inner, grader)
+
+    def job(ps: list[Passage], seed: int) -> Job:
+        corpus = Corpus(tuple(ps), tuple(tuple((config.sampling.prompt, e) for e in self_edits[p.id]) for p in ps))
+        return cpt.prepare(Trial("learn", corpus, 0, 0, seed)).job
+
+    if config.learn.steps:
+        engine.unload()
+        stack, trained = learn_steps(loaded, inner, passages, job, run_dir)
+        engine = make_engine(loaded, inner)
+        after = engine.answer(requests.prompts, [None] * len(requests.prompts), max_new_tokens=requests.max_new_tokens,
+                              batch_size=inner.answer_batch_size) if asked else []  # the stacked model
+        engine.unload()
+        stack.remove()
+        state, n = stack.state(), len(passages)
+        saved = replace(inner, rank=inner.rank * n, alpha=inner.alpha * n)
+        losses = [r["epoch_losses"] for r in trained]
+        stats = TrainStats(sum(r["steps"] for r in trained), sum(r["tokens"] for r in trained),
+                           sum(r["seconds"] for r in trained), [sum(epoch) / len(epoch) for epoch in zip(*losses)])
+        sequences = sum(r["sequences"] for r in trained)
+    else:
+        whole = job(passages, inner.seeds[0])
+        [stats] = engine.train([whole], desc="learn")
+        after = engine.answer(requests.prompts, [0] * len(requests.prompts), max_new_tokens=requests.max_new_tokens,
+                              batch_size=inner.answer_batch_size) if asked else []
+        state, saved, sequences = engine.adapter_state(0), inner, len(whole.token_ids)
+        engine.unload()
+    save_peft_adapter(loaded, state, saved, run_dir / "adapter")
     if config.learn.merged:
         merge_adapter(loaded.model, state, inner.alpha / inner.rank)
         loaded.model.save_pretrained(run_dir / "merged")
         loaded.tokenizer.save_pretrained(run_dir / "merged")
-    summary = {"setting": "learn", "documents": config.learn.paths, "passages": len(passages),
-               "sequences": len(job.token_ids), "train": {"steps": stats.steps, "tokens": stats.tokens,
-                                                          "epoch_losses": stats.epoch_losses},
+    summary = {"setting": "learn", "mode": "steps" if config.learn.steps else "all", "documents": config.learn.paths,
+               "passages": len(passages), "sequences": sequences, "adapter_rank": saved.rank,
+               "train": {"steps": stats.steps, "tokens": stats.tokens, "epoch_losses": stats.epoch_losses},
                "adapter": "adapter", "merged": "merged" if config.learn.merged else None}
     if asked:
         summary["before"] = _accuracy(asked, before, grader)
         summary["after"] = _accuracy(asked, after, grader)
     return summary
+
+
+def learn_steps(loaded: LoadedModel, inner: InnerLoopConfig, passages: list[Passage],
+                job: Callable[[list[Passage], int], Job], run_dir: Path) -> tuple[Stack, list[dict]]:
+    """Passage t's adapter trained on the model with adapters 0 ... t-1 added; resumable per passage."""
+    stack = Stack(loaded.model, inner.alpha / inner.rank)
+    log = RecordLog(run_dir / "steps.jsonl")
+    done = {r["step"]: r for r in log}
+    trained = []
+    for t, passage in enumerate(tqdm(passages, desc="learn", unit="passage")):
+        path = run_dir / f"step-{t}.safetensors"
+        if t not in done:
+            step_job = job([passage], inner.seeds[0] + t)
+            engine = make_engine(loaded, inner)
+            [stats] = engine.train([step_job])
+            state = engine.adapter_state(0)
+            engine.unload()
+            save_state(state, path)
+            done[t] = {"step": t, "passage_id": passage.id, "title": passage.title, "sequences": len(step_job.token_ids),
+                       "steps": stats.steps, "tokens": stats.tokens, "seconds": stats.seconds,
+                       "epoch_losses": stats.epoch_losses}
+            log.append(done[t])
+        stack.add(load_state(path))
+        trained.append(done[t])
+    return stack, trained
 
 
 def _accuracy(passages: list[Passage], flat: list[str], grader) -> float:
@@ -99,10 +154,11 @@ def save_peft_adapter(loaded: LoadedModel, state: dict[str, torch.Tensor], inner
 
 
 def learn_report(summary: dict) -> str:
-    lines = ["# seal learn", "", f"{summary['passages']} passages from {', '.join(summary['documents'])}; "
+    how = "passage by passage (one adapter each, stacked)" if summary.get("mode") == "steps" else "all at once"
+    lines = ["# seal learn", "", f"{summary['passages']} passages from {', '.join(summary['documents'])}, learned {how}; "
              f"{summary['sequences']} training sequences, {summary['train']['steps']} steps, loss "
              f"{summary['train']['epoch_losses'][0]:.3f} → {summary['train']['epoch_losses'][-1]:.3f}.", "",
-             "PEFT adapter: `adapter/`" + (" ; merged model: `merged/`" if summary["merged"] else "")]
+             f"PEFT adapter (rank {summary.get('adapter_rank')}): `adapter/`" + (" ; merged model: `merged/`" if summary["merged"] else "")]
     if "before" in summary:
         lines += ["", f"No-context accuracy on the documents' questions: {100 * summary['before']:.1f} % before, "
                   f"{100 * summary['after']:.1f} % after."]

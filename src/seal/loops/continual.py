@@ -173,6 +173,16 @@ class Stack:
             device = self.model.get_submodule(module_name).weight.device
             self.factors[module_name] = (a.to(device, torch.float32), b.to(device, torch.float32))
 
+    def state(self) -> dict:
+        """Every step's adapter as one LoRA state of rank r x steps, keyed like Engine.adapter_state."""
+        return {f"{m}.lora_{side}.weight": f for m, (a, b) in self.factors.items() for side, f in (("A", a), ("B", b))}
+
+    def remove(self) -> None:
+        """Take the hooks off: the model is the base model again."""
+        for hook in self.hooks:
+            hook.remove()
+        self.hooks.clear()
+
     def _hook(self, module_name: str):
         def add_stack(module, inputs, output):
             a, b = self.factors[module_name]
