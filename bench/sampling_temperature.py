@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -24,34 +23,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from seal.config import InnerLoopConfig, ModelConfig, SamplingConfig  # noqa: E402
 from seal.domains.knowledge.fictional import generate_passages  # noqa: E402
-from seal.domains.knowledge.grading import Grader, normalize_answer  # noqa: E402
+from seal.domains.knowledge.grading import Grader  # noqa: E402
+from seal.domains.knowledge.quality import coverage, grounding  # noqa: E402
 from seal.domains.knowledge.prompts import split_self_edit  # noqa: E402
 from seal.models import load_model  # noqa: E402
 from seal.domains.knowledge.self_edits import sample_self_edits  # noqa: E402
-
-_NAME_OR_NUMBER = re.compile(r"(?<![.!?:]\s)(?<!^)\b([A-Z][a-z]+|\d[\d,]*)\b")
-
-
-def grounding(self_edit: str, context: str) -> float | None:
-    """Fraction of names and numbers in the self-edit that the passage contains (None if it has none).
-
-    >>> grounding("It lies in Sashon, founded 1310 by Zorb.", "Vesu is in Sashon; it dates from 1310.")
-    0.6666666666666666
-    """
-    found = [m.group(1).rstrip(",") for line in self_edit.splitlines() for m in _NAME_OR_NUMBER.finditer(line.strip())]
-    if not found:
-        return None
-    return sum(token in context for token in found) / len(found)
-
-
-def coverage(self_edit: str, answers: list[str]) -> float:
-    """Fraction of gold answers restated in the self-edit.
-
-    >>> coverage("Vesu was founded in 1310.", ["1310", "Sashon"])
-    0.5
-    """
-    text = f" {normalize_answer(self_edit)} "
-    return sum(f" {normalize_answer(a)} " in text for a in answers) / len(answers)
 
 
 def main() -> None:

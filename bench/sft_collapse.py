@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,8 +23,7 @@ from seal.runs import load_run_config
 from seal.domains.knowledge.self_edits import sample_self_edits
 from seal.loops.sft import sft_generator
 
-sys.path.insert(0, str(Path(__file__).parent))
-from sampling_temperature import coverage, grounding  # noqa: E402
+from seal.domains.knowledge.quality import coverage, grounding
 
 
 def quality(passages, edits_by_passage) -> tuple[float, float, float]:

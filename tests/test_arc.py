@@ -276,6 +276,12 @@ def test_arc_eval_command_on_a_tiny_model(tmp_path, tiny_model_path):
     assert summary["conditions"]["oracle"]["statuses"] == {"ok": 2}
     assert summary["reference"] == "icl" and summary["conditions"]["oracle"]["paired"]["tasks"] == 2
     assert summary["conditions"]["model"]["statuses"].get("invalid_recipe") == 4  # a random model writes no JSON
+    assert main(["report", str(run_dir)]) == 0
+    page = (run_dir / "report.html").read_text()
+    records = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    attempts = sum(len(a) for r in records for a in r.get("attempts") or [])
+    assert page.count('class="grid"') == 2 * (2 * 2 + 1 + 1) + attempts  # each task's grids, every voted attempt
+    assert "success ± s.e." in page
     assert main(["eval", "--domain", "arc", "--arc-challenges", str(tmp_path / "missing.json")]) == 2
 
 

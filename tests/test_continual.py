@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from seal.cli import main
 from seal.config import ContinualConfig, DataConfig, InnerLoopConfig, ModelConfig, RunConfig, SamplingConfig
 from seal.domains.knowledge.grading import Grader
 from seal.domains.knowledge.trials import KnowledgeTrials, passages_for
@@ -98,6 +99,9 @@ def test_continual_command_writes_the_table_and_heat_map(tmp_path, capsys, tiny_
     [run_dir] = list(runs.iterdir())
     assert (run_dir / "forgetting.png").stat().st_size > 0
     assert "| after step | p0 | p1 |" in (run_dir / "report.md").read_text()
+    assert main(["report", str(run_dir)]) == 0
+    page = (run_dir / "report.html").read_text()
+    assert "backward transfer" in page and 'src="data:image/png;base64,' in page and "step 1: accuracy" in page
     code, err = run_cli(capsys, ["continual", *tiny_flags(tiny_model_path, tmp_path / "r2"), "--sequences", "3",
                                  "--num-passages", "4"])
     assert code == 2

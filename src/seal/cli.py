@@ -164,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--sft-epochs", dest="train.sft.epochs", type=int)
         g.add_argument("--sft-rank", dest="train.sft.rank", type=int)
         g.add_argument("--sft-alpha", dest="train.sft.alpha", type=int)
+    p = sub.add_parser("report", help="an offline HTML page of one run or several runs of one command",
+                       description="an offline HTML page of one run (RUN_DIR/report.html) or several runs side by "
+                                   "side (-o FILE, default seal-report.html); works on runs still going or killed")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("-o", "--output", help="where the page goes")
     p = sub.add_parser("ask", help="answer one question with and without a PEFT adapter (no run directory)",
                        description="answer one question with and without a PEFT adapter (no run directory)")
     p.add_argument("model", metavar="MODEL_OR_ADAPTER", help="a PEFT adapter directory (seal learn's), or a model")
@@ -355,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
 
             for name, answer in ask(args.model, args.question, args.topic, args.device, args.max_new_tokens).items():
                 print(f"{name}: {answer}")
+            return 0
+        if args.command == "report":
+            from seal.commands.report import write_report
+
+            print(f"report: {write_report(args.runs, args.output)}")
             return 0
         return _run(args)
     except SealError as err:

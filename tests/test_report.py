@@ -1,0 +1,135 @@
+"""`seal report`: the HTML page of real runs made by the tiny model, rendered in headless Chromium where it exists."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from seal.cli import main
+from seal.domains.knowledge.grading import Grader
+from seal.domains.knowledge.domain import KnowledgeDomain
+from seal.loops.rest_em import train
+from seal.reporting.html import esc
+from test_cli import assert_one_clear_line, data_file, run_cli, tiny_flags
+from test_rest_em import length_grader, tiny_train_config
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def adapt_run(tmp_path_factory, tiny_model_path):
+    tmp = tmp_path_factory.mktemp("adapt")
+    runs = tmp / "runs"
+    assert main(["adapt", "--data", data_file(tmp), "--condition", "passage", "--condition", "data",
+                 *tiny_flags(tiny_model_path, runs)]) == 0
+    [run_dir] = list(runs.iterdir())
+    return run_dir
+
+
+def files(run_dir) -> dict[str, bytes]:
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def test_the_page_of_a_finished_run_has_its_tables_plots_and_self_edits(adapt_run, capsys):
+    code, err = run_cli(capsys, ["report", str(adapt_run)])
+    assert code == 0, err
+    page = (adapt_run / "report.html").read_text()
+    summary = json.loads((adapt_run / "summary.json").read_text())
+    assert "finished" in page and "resolved config" in page
+    for name, c in summary["conditions"].items():  # the recomputed table is the run's own
+        assert re.search(rf"<td>{name}</td><td class=\"num\">{100 * c['accuracy']:.1f} %</td>", page), name
+    assert page.count('src="data:image/png;base64,') >= 1
+    trial = json.loads((adapt_run / "trials.jsonl").read_text().splitlines()[-1])
+    assert trial["self_edit"].splitlines()[0] in page and trial["answers"][0]["question"] in page
+    assert "http://" not in page and "https://" not in page  # nothing fetched when opened
+
+
+def test_a_killed_run_shows_what_exists_and_is_not_written_to(adapt_run, tmp_path, capsys):
+    run_dir = tmp_path / "killed"
+    shutil.copytree(adapt_run, run_dir)
+    (run_dir / "summary.json").unlink()
+    (run_dir / "report.html").unlink(missing_ok=True)
+    lines = (run_dir / "trials.jsonl").read_text().splitlines()
+    (run_dir / "trials.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:40])  # torn mid-write
+    before = files(run_dir)
+    code, err = run_cli(capsys, ["report", str(run_dir), "-o", str(tmp_path / "page.html")])
+    assert code == 0, err
+    assert files(run_dir) == before  # not repaired, not locked, nothing added
+    page = (tmp_path / "page.html").read_text()
+    assert "stopped before the end" in page and "the last line is torn" in page
+    assert page.count("· seed ") == 2  # the two whole trials, not the torn one
+
+
+def test_two_runs_side_by_side(adapt_run, tmp_path, capsys):
+    other = tmp_path / "other"
+    shutil.copytree(adapt_run, other)
+    out = tmp_path / "both.html"
+    code, err = run_cli(capsys, ["report", str(adapt_run), str(other), "-o", str(out)])
+    assert code == 0, err
+    page = out.read_text()
+    assert "Side by side" in page and page.count("<h1>") == 3  # the page's and each run's
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda tmp, run: [str(tmp)], "is not a seal run directory"),
+    (lambda tmp, run: [str(tmp / "missing")], "is not a directory"),
+    (lambda tmp, run: [str(run), str(continual_like(tmp))], "runs of different commands cannot share a page"),
+    (lambda tmp, run: [str(corrupt(tmp, run))], "line 1: not a JSON record"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(adapt_run, tmp_path, capsys, make, needle):
+    out = tmp_path / "page.html"
+    code, err = run_cli(capsys, ["report", *make(tmp_path, adapt_run), "-o", str(out)])
+    assert code == 2
+    assert_one_clear_line(err, needle)
+    assert not out.exists()
+
+
+def continual_like(tmp):
+    run = tmp / "continual"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"command": "continual", "model": {"name": "m"}}))
+    return run
+
+
+def corrupt(tmp, run):
+    copy = tmp / "corrupt"
+    shutil.copytree(run, copy)
+    lines = (copy / "trials.jsonl").read_text().splitlines()
+    (copy / "trials.jsonl").write_text("\n".join(["{not json", *lines[1:]]) + "\n")
+    return copy
+
+
+def test_a_train_run_shows_rounds_kept_self_edits_and_quality(tmp_path, capsys, tiny_model_path):
+    config = tiny_train_config(tiny_model_path, rounds=2)
+    train(config, tmp_path, KnowledgeDomain(Grader("judge", length_grader)))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    code, err = run_cli(capsys, ["report", str(tmp_path)])
+    assert code == 0, err
+    page = (tmp_path / "report.html").read_text()
+    assert "Kept and not kept" in page and "grounding" in page and "round 1 (" in page
+    kept = [json.loads(line) for line in (tmp_path / "round-0" / "kept.jsonl").read_text().splitlines()]
+    assert page.count("· kept") == sum(len((tmp_path / f"round-{r}" / "kept.jsonl").read_text().splitlines())
+                                       for r in range(2))
+    if kept:
+        assert esc(kept[0]["self_edit"]) in page
+    assert page.count('src="data:image/png;base64,') >= 2  # reward per round, every self-edit's reward
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium; "
+                                             "scripts/test.sh installs it where it can)")
+def test_the_page_renders_in_headless_chromium(adapt_run, tmp_path, capsys):
+    assert run_cli(capsys, ["report", str(adapt_run), "-o", str(tmp_path / "page.html")])[0] == 0
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+                          (tmp_path / "page.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
+    images = re.search(r'data-images="(\d+)"', dom)
+    assert images and int(images.group(1)) >= 1, dom[:500]  # the browser decoded the inline plot
+    assert "<table>" in dom and "Per passage" in dom
+    trial = json.loads((adapt_run / "trials.jsonl").read_text().splitlines()[-1])
+    assert trial["self_edit"].splitlines()[0] in dom
