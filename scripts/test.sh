@@ -14,4 +14,5 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
     && apt-get install -y -q chromium >/dev/null 2>&1; }) || echo "test: chromium could not be installed; its test skips"
 fi
 . .venv/bin/activate
+python -c "import tensorboard, wandb, mlflow" 2>/dev/null || pip install -q -e ".[track]"  # the --log-to trackers
 python -m pytest -q "$@"

@@ -1,4 +1,5 @@
-"""The package reads as its folders say: no import cycle, domains import no command, loops no domain, short files."""
+"""The package reads as its folders say: no import cycle, domains import no command, loops no domain, reporting
+nothing that runs, short files."""
 
 from __future__ import annotations
 
@@ -60,11 +61,13 @@ def test_layers_import_only_downwards():
             assert not concrete, f"{name} imports a domain ({concrete}); loops know only seal.domains.base"
         if name.startswith("seal.engines"):
             assert not any(t.startswith(("seal.domains", "seal.loops", "seal.commands")) for t in targets), name
+        if name.startswith("seal.reporting"):  # reads run directories; trains, samples and runs nothing
+            assert not any(t.startswith(("seal.engines", "seal.loops", "seal.commands")) for t in targets), name
 
 
-def test_the_folders_show_engines_loops_domains_and_commands():
+def test_the_folders_show_engines_loops_domains_commands_and_reporting():
     assert {p.name for p in ROOT.iterdir() if p.is_dir() and p.name != "__pycache__"} == \
-        {"engines", "loops", "domains", "commands"}
+        {"engines", "loops", "domains", "commands", "reporting"}
     for path in ROOT.rglob("*.py"):
         lines = len(path.read_text().splitlines())
         assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines"

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "added; resumable per passage) instead of all passages in one adapter")
         p.add_argument("--config", help="YAML file filling the run config (flags override it)")
         p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
+        p.add_argument("--log-to", dest="log_to", action="append", choices=["tensorboard", "wandb", "mlflow"],
+                       help="also send the run's metrics to this tracker (repeatable; pip install 'seal-lm[track]')")
+        p.add_argument("--quiet", action="store_true", help="no progress bars (messages still go to RUN_DIR/log.txt)")
         p.add_argument("--runs-root", dest="runs_root", help="where run directories go (default: runs)")
         p.add_argument("--name", help="label added to the run directory's name")
         g = p.add_argument_group("model")
@@ -188,7 +191,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.config:
         values = merge(values, load_yaml(args.config))
     for key, value in vars(args).items():
-        if value is None or key in ("command", "config", "resume", "train_run", "argv"):
+        if value is None or key in ("command", "config", "resume", "train_run", "argv", "quiet"):
             continue
         *parents, leaf = key.split(".")
         node = values
@@ -218,9 +221,14 @@ def generator_conditions(train_run: str) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     from seal.runs import release_run
 
+    from seal.progress import log_to_file, set_quiet
+    from seal.tracking import tracking
+
+    set_quiet(args.quiet)
     run_dir, config = _open_run(args)
     try:
-        return _execute(config, run_dir)
+        with log_to_file(run_dir / "log.txt"), tracking(config.log_to, run_dir, config.to_dict()):
+            return _execute(config, run_dir)
     except KeyboardInterrupt:
         print(f"\nseal: interrupted; every finished record is saved. Continue with: "
               f"seal {config.command} --resume {run_dir}", file=sys.stderr)
@@ -231,10 +239,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _open_run(args: argparse.Namespace):
     from seal.runs import load_run_config, lock_run, start_run
+    from seal.tracking import check_trackers
 
     if args.resume:
         run_dir = Path(args.resume)
-        ignored = [t.split("=", 1)[0] for t in args.argv if t.startswith("-") and t.split("=", 1)[0] != "--resume"]
+        ignored = [t.split("=", 1)[0] for t in args.argv if t.startswith("-")
+                   and t.split("=", 1)[0] not in ("--resume", "--quiet")]
         if ignored:
             raise SealError(f"--resume continues {run_dir} with its own config.yaml, so {', '.join(ignored)} would be "
                             "ignored; drop them, or start a new run to change the settings")
@@ -263,6 +273,7 @@ def _open_run(args: argparse.Namespace):
 
             check_conditions(config, passages_for(config))
         check_models(config)
+        check_trackers(config.log_to)
         run_dir = start_run(config)
         print(f"seal {config.command}: run directory {run_dir}")
     return run_dir, config
@@ -337,9 +348,10 @@ def _execute(config: RunConfig, run_dir: Path) -> int:
 
 def _report(run_dir: Path, summary: dict, report: str) -> None:
     """summary.json and report.md in the run directory, and the report on the console."""
-    from seal.runs import write_atomic
+    from seal.runs import publish, write_atomic
 
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1))
+    publish(run_dir / "summary.json", summary)
     write_atomic(run_dir / "report.md", report)
     print()
     print(report)

@@ -331,6 +331,8 @@ class RunConfig:
     arc: ArcConfig = field(default_factory=ArcConfig)
     continual: ContinualConfig = field(default_factory=ContinualConfig)
     learn: LearnConfig = field(default_factory=LearnConfig)
+    log_to: list[str] = field(default_factory=list)
+    """Trackers that receive the run's metrics: tensorboard, wandb, mlflow (seal.tracking)."""
 
     def validate(self) -> "RunConfig":
         for part in (self.model, self.data, self.sampling, self.inner, self.train, self.arc, self.continual,
@@ -338,6 +340,9 @@ class RunConfig:
             part.validate()
         if not self.conditions:
             raise SealError("name at least one condition: " + CONDITIONS_HELP)
+        for tracker in self.log_to:
+            if tracker not in ("tensorboard", "wandb", "mlflow"):
+                raise SealError(f"log_to takes tensorboard, wandb and mlflow, not {tracker!r}")
         if self.domain not in ("knowledge", "arc"):
             raise SealError(f"domain must be knowledge or arc, not {self.domain!r}")
         if self.command == "continual" and not set(self.conditions) <= {"model", "passage", "data"}:

@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 
 import torch
-from tqdm.auto import tqdm
+from seal.progress import bar
 
 from seal.config import SamplingConfig
 from seal.models import LoadedModel, format_prompt, stop_token_ids
@@ -40,7 +40,7 @@ def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, ba
     stops = stop_token_ids(tokenizer)
     sampling = temperature > 0
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    progress = tqdm(batches, desc=desc, unit="batch", leave=False, disable=desc is None)
+    progress = bar(batches, desc=desc, unit="batch", leave=False, disable=desc is None)
     for batch_index, batch in enumerate(progress):
         width = max(len(encoded[i]) for i in batch)
         pad = tokenizer.pad_token_id
@@ -101,7 +101,7 @@ def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[
     if not batches:
         return done
     start = time.perf_counter()
-    with tqdm(total=sum(map(len, batches)), desc=desc, unit="input") as progress:
+    with bar(total=sum(map(len, batches)), desc=desc, unit="input") as progress:
         for part in batches:
             seeded = replace(sampling, seed=sampling.seed * 1_000_003 + part[0])
             samples = generate(loaded, [prompts[i] for i in part], max_new_tokens=max_new_tokens,

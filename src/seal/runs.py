@@ -31,7 +31,8 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Iterator
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import yaml
 
@@ -149,6 +150,25 @@ def resolve_in_run(run_dir: str | Path, path: str) -> str:
     return str(inside.resolve()) if not Path(path).is_absolute() and inside.exists() else path
 
 
+_LISTENERS: list[Callable[[Path, dict], None]] = []
+
+
+@contextmanager
+def listen(callback: Callable[[Path, dict], None]) -> Iterator[None]:
+    """Call `callback(path, record)` for every record written while the body runs (seal.tracking)."""
+    _LISTENERS.append(callback)
+    try:
+        yield
+    finally:
+        _LISTENERS.remove(callback)
+
+
+def publish(path: Path, record: dict) -> None:
+    """Tell the listeners a record was written to `path` (a RecordLog line, round.json, summary.json)."""
+    for callback in list(_LISTENERS):
+        callback(Path(path), record)
+
+
 class RecordLog:
     """An append-only JSON-lines file of records."""
 
@@ -182,3 +202,4 @@ class RecordLog:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        publish(self.path, record)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
+from seal.progress import bar
 
 from seal.config import InnerLoopConfig, ModelConfig, RunConfig
 from seal.domains.base import Trial
@@ -109,7 +109,7 @@ def learn_steps(loaded: LoadedModel, inner: InnerLoopConfig, passages: list[Pass
     log = RecordLog(run_dir / "steps.jsonl")
     done = {r["step"]: r for r in log}
     trained = []
-    for t, passage in enumerate(tqdm(passages, desc="learn", unit="passage")):
+    for t, passage in enumerate(bar(passages, desc="learn", unit="passage")):
         path = run_dir / f"step-{t}.safetensors"
         if t not in done:
             step_job = job([passage], inner.seeds[0] + t)

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.adamw import adamw
-from tqdm.auto import tqdm
+from seal.progress import bar
 
 from seal.config import InnerLoopConfig
 from seal.engines.base import Job, TrainStats, group_by_budget, merge_adapter
@@ -252,7 +252,7 @@ class MultiLoRAEngine:
         stats = [TrainStats(steps=0, tokens=0, seconds=0.0) for _ in jobs]
         epoch_sums = [[0.0, 0] for _ in jobs]
         next_step = [0] * len(jobs)
-        progress = tqdm(total=sum(totals), desc=desc, unit="step", leave=False, disable=desc is None)
+        progress = bar(total=sum(totals), desc=desc, unit="step", leave=False, disable=desc is None)
         start = time.perf_counter()
         self.model.train()
         try:

@@ -25,7 +25,7 @@ import time
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from seal.progress import bar
 
 from seal.config import InnerLoopConfig
 from seal.engines.base import Job, TrainStats, group_by_budget
@@ -90,7 +90,7 @@ class PeftEngine:
         pad = self.loaded.tokenizer.pad_token_id
         stats = TrainStats(steps=0, tokens=0, seconds=0.0)
         loss_sum, loss_tokens = 0.0, 0
-        progress = tqdm(total=len(plan), desc=desc, unit="step", leave=False, disable=desc is None)
+        progress = bar(total=len(plan), desc=desc, unit="step", leave=False, disable=desc is None)
         start = time.perf_counter()
         self.model.train()
         try:

@@ -38,7 +38,7 @@ import torch
 from pathlib import Path
 from typing import Callable
 
-from tqdm.auto import tqdm
+from seal.progress import bar
 
 from seal.config import RunConfig
 from seal.domains.base import ContinualDomain, Trial
@@ -91,7 +91,7 @@ def run_sequence(config: RunConfig, condition: str, s: int, items: list, seq_dir
             stack.add(state)
 
     learned: list[Trial] = []
-    for t in tqdm(range(len(items)), desc=f"{condition} sequence {s}", unit="step"):
+    for t in bar(range(len(items)), desc=f"{condition} sequence {s}", unit="step"):
         if t in done:  # merge the saved adapter instead of training it again
             if done[t]["status"] == "ok":
                 apply(load_state(seq_dir / f"step-{t}.safetensors"))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-from tqdm.auto import tqdm
+from seal.progress import bar
 
 from seal.domains.base import Prepared, Requests, Trial, TrialDomain, record_key
 from seal.engines.base import Engine, TrainStats
@@ -53,7 +53,7 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
                                 sum(map(len, prepared[i].job.token_ids))))  # alike step counts: passes stay full
     groups = [trained[g:g + engine.slots] for g in range(0, len(trained), engine.slots)]
     groups = [group for group in groups if any(pending[i] for i in group)]
-    progress = tqdm(total=sum(map(len, groups)), desc=desc, unit="trial", disable=desc is None or not groups)
+    progress = bar(total=sum(map(len, groups)), desc=desc, unit="trial", disable=desc is None or not groups)
     try:
         for group in groups:
             try:

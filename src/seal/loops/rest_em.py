@@ -37,7 +37,7 @@ from seal.domains.base import Domain
 from seal.engines import make_engine
 from seal.loops.sft import sft_generator
 from seal.models import load_model
-from seal.runs import relative_to_run, resolve_in_run, write_atomic
+from seal.runs import publish, relative_to_run, resolve_in_run, write_atomic
 from seal.stats import mean_and_stderr
 
 
@@ -139,6 +139,7 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
         "kept": len(pairs), "sft": sft, "timings": {k: round(v, 2) for k, v in timings.items()},
     }
     write_atomic(round_dir / "round.json", json.dumps(summary, indent=1))
+    publish(round_dir / "round.json", summary)
     return summary
 
 

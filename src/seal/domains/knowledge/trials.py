@@ -21,7 +21,7 @@ import random
 import sys
 from dataclasses import dataclass
 
-from tqdm.auto import tqdm
+from seal.progress import bar
 
 from seal.config import InnerLoopConfig, RunConfig, SamplingConfig
 from seal.domains.base import Prepared, Requests, Trial
@@ -234,7 +234,7 @@ def ensure_baselines(run_dir, engine: Engine, passages: list[Passage], inner: In
     baselines = {r["passage_id"]: r for r in log}
     slices = [list(range(c, min(c + chunk, len(passages)))) for c in range(0, len(passages), chunk)]
     slices = [s for s in slices if any(passages[i].id not in baselines for i in s)]
-    with tqdm(total=sum(map(len, slices)), desc="baseline", unit="passage", disable=not slices) as progress:
+    with bar(total=sum(map(len, slices)), desc="baseline", unit="passage", disable=not slices) as progress:
         for part in slices:
             requests = question_requests([passages[i] for i in part], inner)
             flat = engine.answer(requests.prompts, [None] * len(requests.prompts),
