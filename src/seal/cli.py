@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--grader", dest="inner.grader", choices=GRADERS)
         g.add_argument("--judge-model", dest="inner.judge_model", help="'local', a model path, or an endpoint model name")
         g.add_argument("--judge-url", dest="inner.judge_url", help="OpenAI-compatible base URL ($OPENAI_API_KEY)")
+        if name != "continual":  # a continual sequence is one step after another: nothing to spread
+            g = p.add_argument_group("executor: where trials run (pip install 'seal-lm[ray]' for ray)")
+            g.add_argument("--executor", dest="executor.kind", choices=["local", "ray"],
+                           help="local (default): this process; ray: Ray tasks on a local or existing cluster")
+            g.add_argument("--ray-address", dest="executor.address", help="join this cluster ('auto', ray://host:10001)")
+            g.add_argument("--ray-workers", dest="executor.workers", type=int, help="local cluster: concurrent workers")
+            g.add_argument("--ray-cpus-per-worker", dest="executor.cpus_per_worker", type=float)
+            g.add_argument("--ray-gpus-per-worker", dest="executor.gpus_per_worker", type=float)
         if name in ("eval", "train"):
             p.add_argument("--domain", choices=["knowledge", "arc"], help="knowledge (default) or arc")
             g = p.add_argument_group("ARC (--domain arc)")
@@ -238,8 +246,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _open_run(args: argparse.Namespace):
+    from seal.commands.checks import check_before_run
     from seal.runs import load_run_config, lock_run, start_run
-    from seal.tracking import check_trackers
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -256,46 +264,10 @@ def _open_run(args: argparse.Namespace):
         print(f"seal {config.command}: resuming {run_dir}")
     else:
         config = config_from_args(args)
-        if config.command == "train":
-            from seal.commands.train import make_domain
-
-            make_domain(config).check(config)  # bad input fails here, before a run directory is made
-        elif config.command == "learn":
-            from seal.domains.knowledge.documents import read_documents
-
-            read_documents(config.learn.paths, config.learn.max_words)
-        elif config.domain == "arc":
-            from seal.domains.arc.trials import load_tasks
-
-            load_tasks(config.arc)
-        else:
-            from seal.domains.knowledge.trials import check_conditions, passages_for
-
-            check_conditions(config, passages_for(config))
-        check_models(config)
-        check_trackers(config.log_to)
+        check_before_run(config)  # bad input fails here, before a run directory is made
         run_dir = start_run(config)
         print(f"seal {config.command}: run directory {run_dir}")
     return run_dir, config
-
-
-def check_models(config: RunConfig) -> None:
-    """Every model the run will load, and the judge endpoint, checked before a run directory is made."""
-    from seal.models import check_model
-
-    check_model(config.model.name)
-    if config.command == "learn" and config.learn.generator:
-        check_model(config.learn.generator)
-    for condition in config.conditions if config.command != "learn" else []:
-        if condition.startswith("generator:"):
-            check_model(condition.removeprefix("generator:"))
-    inner = config.inner
-    if inner.grader == "judge" and inner.judge_url:
-        from seal.domains.knowledge.grading import EndpointJudge
-
-        EndpointJudge(inner.judge_model, inner.judge_url).check()
-    elif inner.grader == "judge" and inner.judge_model != "local":
-        check_model(inner.judge_model)
 
 
 def _execute(config: RunConfig, run_dir: Path) -> int:

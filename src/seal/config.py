@@ -307,6 +307,32 @@ CONDITIONS_HELP = (
 
 
 @dataclass
+class ExecutorConfig:
+    """Where the inner loop's groups of trials run (seal.executors)."""
+
+    kind: str = "local"
+    """local: in this process; ray: as Ray tasks on a cluster (pip install 'seal-lm[ray]')."""
+    address: str | None = None
+    """ray: an existing cluster's address ('auto', 'ray://host:10001'); None starts a local cluster here."""
+    workers: int | None = None
+    """ray, local cluster: concurrent workers (default: this machine's CPUs // cpus_per_worker)."""
+    cpus_per_worker: float = 1.0
+    """CPUs a worker claims; its torch threads are this, rounded down (at least 1)."""
+    gpus_per_worker: float = 0.0
+    """GPUs a worker claims (fractions share a GPU)."""
+    max_retries: int = 3
+    """Times Ray reruns a work whose worker died (a work that fails by itself is not retried)."""
+
+    def validate(self) -> None:
+        if self.kind not in ("local", "ray"):
+            raise SealError(f"executor.kind must be local or ray, not {self.kind!r}")
+        if self.workers is not None and self.workers < 1:
+            raise SealError(f"executor.workers must be at least 1, not {self.workers}")
+        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0 or self.max_retries < 0:
+            raise SealError("executor: cpus_per_worker must be > 0, gpus_per_worker and max_retries >= 0")
+
+
+@dataclass
 class RunConfig:
     """Everything a `seal` command needs; written to RUN_DIR/config.yaml."""
 
@@ -331,12 +357,13 @@ class RunConfig:
     arc: ArcConfig = field(default_factory=ArcConfig)
     continual: ContinualConfig = field(default_factory=ContinualConfig)
     learn: LearnConfig = field(default_factory=LearnConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     log_to: list[str] = field(default_factory=list)
     """Trackers that receive the run's metrics: tensorboard, wandb, mlflow (seal.tracking)."""
 
     def validate(self) -> "RunConfig":
         for part in (self.model, self.data, self.sampling, self.inner, self.train, self.arc, self.continual,
-                     self.learn):
+                     self.learn, self.executor):
             part.validate()
         if not self.conditions:
             raise SealError("name at least one condition: " + CONDITIONS_HELP)

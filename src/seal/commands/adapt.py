@@ -24,6 +24,7 @@ from seal.domains.knowledge.grading import make_grader
 from seal.domains.knowledge.self_edits import sample_condition
 from seal.domains.knowledge.trials import KnowledgeTrials, check_conditions, ensure_baselines, passages_for, plan_trials
 from seal.engines import make_engine
+from seal.executors import make_executor
 from seal.loops.inner import run_logged
 from seal.models import LoadedModel, load_model
 from seal.report import summarise
@@ -53,7 +54,7 @@ def run_adapt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = Non
 
     start = time.perf_counter()
     records = run_logged(engine, KnowledgeTrials(loaded.tokenizer, config.inner, grader, baselines), trials,
-                         RecordLog(run_dir / "trials.jsonl"))
+                         RecordLog(run_dir / "trials.jsonl"), executor=make_executor(config, engine))
     timings["trials_s"] = time.perf_counter() - start
 
     summary = summarise(config, passages, baselines, records)

@@ -21,6 +21,7 @@ from seal.domains.arc.recipe import ORACLE
 from seal.domains.arc.trials import ArcTrials, load_tasks, untrained_answers
 from seal.domains.base import Trial
 from seal.engines import make_engine
+from seal.executors import make_executor
 from seal.loops.inner import run_logged
 from seal.models import load_model
 from seal.report import summarise_arc
@@ -48,6 +49,6 @@ def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
               for e, edit in enumerate(recipes[c][t.id]) for seed in config.inner.seeds]
     start = time.perf_counter()
     records = run_logged(engine, ArcTrials(loaded.tokenizer, config.arc, untrained_answers(log)), trials, log,
-                         desc="arc trials")
+                         desc="arc trials", executor=make_executor(config, engine))
     print(f"arc: {len(trials)} trials in {time.perf_counter() - start:.0f}s")
     return summarise_arc(records, config.conditions, [t.id for t in tasks], config.reference)

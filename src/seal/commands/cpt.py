@@ -22,6 +22,7 @@ from seal.domains.knowledge.grading import make_grader
 from seal.domains.knowledge.self_edits import sample_condition
 from seal.domains.knowledge.trials import Corpus, CptTrials, ensure_baselines, passages_for, plan_trials
 from seal.engines import make_engine
+from seal.executors import make_executor
 from seal.loops.inner import run_logged
 from seal.models import LoadedModel, load_model
 from seal.report import summarise
@@ -46,7 +47,7 @@ def run_cpt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = None)
         corpus = Corpus(tuple(passages), edits)
         trials += [Trial(condition, corpus, 0, 0, seed) for seed in config.inner.seeds]
     records = run_logged(engine, CptTrials(loaded.tokenizer, config.inner, grader), trials,
-                         RecordLog(run_dir / "cpt.jsonl"), desc="cpt")
+                         RecordLog(run_dir / "cpt.jsonl"), desc="cpt", executor=make_executor(config, engine))
     # Reuse the per-passage summary: each (condition, seed) run contributes one "trial" per passage.
     per_trial = [{"condition": r["condition"], "passage_id": p["passage_id"], "accuracy": p["accuracy"],
                   "timings": r["timings"]} for r in records for p in r["passages"]]

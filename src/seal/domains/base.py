@@ -113,6 +113,7 @@ class Domain(Protocol):
         """k self-edits per input, saved in round_dir before any trial."""
 
     def evaluate(self, loaded, engine: Engine, items: list, self_edits: dict[str, list[str]],
-                 config, round_dir: Path) -> tuple[dict[str, float], list[dict]]:
+                 config, round_dir: Path, executor=None) -> tuple[dict[str, float], list[dict]]:
         """Baseline per input, and one record per self-edit trial (`item_id`, `self_edit_index`, reward
-        `accuracy`), each written to round_dir as it finishes (resumable)."""
+        `accuracy`), each written to round_dir as it finishes (resumable); the trials run on `executor`
+        (seal.executors; None: on `engine` in this process)."""

@@ -45,7 +45,7 @@ from seal.domains.base import ContinualDomain, Trial
 from seal.engines import make_engine
 from seal.engines.base import Job, merge_adapter
 from seal.errors import SealError
-from seal.loops.inner import answer_requests
+from seal.executors.base import answer_requests
 from seal.models import LoadedModel, load_model
 from seal.runs import RecordLog
 

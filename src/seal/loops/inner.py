@@ -22,89 +22,69 @@ resume trains the same groups again, so it ends with the uninterrupted run's rec
 
 from __future__ import annotations
 
-import time
 from typing import Iterator
 
-from seal.progress import bar
-
-from seal.domains.base import Prepared, Requests, Trial, TrialDomain, record_key
+from seal.domains.base import Prepared, Trial, TrialDomain, record_key
 from seal.engines.base import Engine, TrainStats
+from seal.executors.base import Executor, LocalExecutor, Work
+from seal.progress import bar
 from seal.runs import RecordLog
 
 
 def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: str | None = "trials",
-               done: set[tuple] | frozenset = frozenset()) -> Iterator[tuple[int, dict]]:
+               done: set[tuple] | frozenset = frozenset(), executor: Executor | None = None) -> Iterator[tuple[int, dict]]:
     """(trial index, record) for every trial whose key is not in `done`, in the order their groups finish.
 
     Groups are formed over all `trials`, done or not, so a resumed run trains the same groups as
     an uninterrupted one: a group that a kill left half-recorded is trained again whole (the same
-    passes, so the same adapters) and only its missing records are yielded.
+    passes, so the same adapters) and only its missing records are yielded. The groups run on
+    `executor` (default: one after another on `engine`; seal.executors).
     """
+    executor = executor or LocalExecutor(engine)
     prepared = [domain.prepare(t) for t in trials]
     pending = [t.key not in done for t in trials]
     untrained = [i for i, p in enumerate(prepared) if p.job is None and pending[i]]
     for i in untrained:
         if not prepared[i].answer_untrained:
             yield i, _finish(prepared[i], {}, None, 0.0)
-    yield from _answer_untrained(engine, domain, trials, prepared, [i for i in untrained if prepared[i].answer_untrained])
+    yield from _answer_untrained(executor, domain, trials, prepared,
+                                 [i for i in untrained if prepared[i].answer_untrained])
 
     trained = [i for i, p in enumerate(prepared) if p.job is not None]
     trained.sort(key=lambda i: (len(prepared[i].job.token_ids) * (prepared[i].job.epochs or 1),
                                 sum(map(len, prepared[i].job.token_ids))))  # alike step counts: passes stay full
-    groups = [trained[g:g + engine.slots] for g in range(0, len(trained), engine.slots)]
+    groups = [trained[g:g + executor.slots] for g in range(0, len(trained), executor.slots)]
     groups = [group for group in groups if any(pending[i] for i in group)]
+    works = [Work([prepared[i].job for i in group], [domain.requests(trials[i]) for i in group],
+                  list(range(len(group))), f"train {len(group)} adapter(s)" if desc is not None else None)
+             for group in groups]
     progress = bar(total=sum(map(len, groups)), desc=desc, unit="trial", disable=desc is None or not groups)
     try:
-        for group in groups:
-            try:
-                stats = engine.train([prepared[i].job for i in group],
-                                     desc=f"train {len(group)} adapter(s)" if desc is not None else None)
-                start = time.perf_counter()
-                requests = [domain.requests(trials[i]) for i in group]
-                answers = answer_requests(engine, requests, list(range(len(group))))
-            finally:
-                engine.reset()
-            eval_s = (time.perf_counter() - start) / len(group)
-            for i, st, a in zip(group, stats, answers):
+        for w, result in executor.run(works):
+            group = groups[w]
+            for i, st, a in zip(group, result.stats, result.answers):
                 if pending[i]:
-                    yield i, _finish(prepared[i], domain.score(trials[i], a), st, eval_s)
+                    yield i, _finish(prepared[i], domain.score(trials[i], a), st, result.eval_s / len(group))
             progress.update(len(group))
     finally:
         progress.close()
 
 
-def _answer_untrained(engine: Engine, domain: TrialDomain, trials: list[Trial], prepared: list[Prepared],
+def _answer_untrained(executor: Executor, domain: TrialDomain, trials: list[Trial], prepared: list[Prepared],
                       indices: list[int]) -> Iterator[tuple[int, dict]]:
     """Trials that train nothing: the base model answers each shared key's requests once."""
     if not indices:
         return
     keys = list(dict.fromkeys(prepared[i].shared_key or f"trial-{i}" for i in indices))
     first = {k: next(i for i in indices if (prepared[i].shared_key or f"trial-{i}") == k) for k in keys}
-    start = time.perf_counter()
-    answers = answer_requests(engine, [domain.requests(trials[first[k]]) for k in keys], [None] * len(keys))
-    eval_s = (time.perf_counter() - start) / len(keys)
-    by_key = dict(zip(keys, answers))
+    [(_, result)] = executor.run([Work([], [domain.requests(trials[first[k]]) for k in keys], [None] * len(keys))])
+    eval_s = result.eval_s / len(keys)
+    by_key = dict(zip(keys, result.answers))
     for i in indices:
         key = prepared[i].shared_key or f"trial-{i}"
         reused = {} if first[key] == i else {"answers_reused": True}
         yield i, _finish(prepared[i], {**domain.score(trials[i], by_key[key]), **reused}, None,
                          eval_s if first[key] == i else 0.0)
-
-
-def answer_requests(engine: Engine, requests: list[Requests], adapters: list[int | None]) -> list[list[str]]:
-    """Every request's prompts in one decode, request r with adapter `adapters[r]`; answers per request."""
-    prompts, rows, budgets = [], [], []
-    for r, req in zip(adapters, requests):
-        prompts += req.prompts
-        rows += [r] * len(req.prompts)
-        budgets += [req.max_new_tokens] * len(req.prompts) if isinstance(req.max_new_tokens, int) else req.max_new_tokens
-    flat = engine.answer(prompts, rows, max_new_tokens=budgets, batch_size=engine.cfg.answer_batch_size,
-                         chat=requests[0].chat, stop=requests[0].stop)
-    out, i = [], 0
-    for req in requests:
-        out.append(flat[i:i + len(req.prompts)])
-        i += len(req.prompts)
-    return out
 
 
 def _finish(prepared: Prepared, scored: dict, stats: TrainStats | None, eval_s: float) -> dict:
@@ -120,12 +100,12 @@ def _finish(prepared: Prepared, scored: dict, stats: TrainStats | None, eval_s: 
 
 
 def run_logged(engine: Engine, domain: TrialDomain, trials: list[Trial], log: RecordLog,
-               desc: str | None = "trials") -> list[dict]:
+               desc: str | None = "trials", executor: Executor | None = None) -> list[dict]:
     """Run every trial not yet in `log`, appending each record as it finishes; return all of the log's records."""
     done = {record_key(r, domain.id_field) for r in log}
     finished = sum(t.key in done for t in trials)
     if finished:
         print(f"resume: {finished} of {len(trials)} trials already in {log.path}")
-    for _, record in run_trials(engine, domain, trials, desc, done):
+    for _, record in run_trials(engine, domain, trials, desc, done, executor):
         log.append(record)
     return list(log)

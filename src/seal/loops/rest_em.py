@@ -35,6 +35,7 @@ from pathlib import Path
 from seal.config import RunConfig
 from seal.domains.base import Domain
 from seal.engines import make_engine
+from seal.executors import make_executor
 from seal.loops.sft import sft_generator
 from seal.models import load_model
 from seal.runs import publish, relative_to_run, resolve_in_run, write_atomic
@@ -104,7 +105,8 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
 
     t = time.perf_counter()
     engine = make_engine(loaded, config.inner)
-    baselines, trials = domain.evaluate(loaded, engine, items, self_edits, round_config, round_dir)
+    baselines, trials = domain.evaluate(loaded, engine, items, self_edits, round_config, round_dir,
+                                        make_executor(config, engine, generator))
     timings["trials_s"] = time.perf_counter() - t
 
     rewards = self_edit_rewards(trials)

@@ -66,12 +66,12 @@ class ArcDomain:
         return sample_recipes(loaded, tasks, config, round_dir / "self_edits.jsonl")
 
     def evaluate(self, loaded: LoadedModel, engine: Engine, tasks: list[Task], self_edits: dict[str, list[str]],
-                 config: RunConfig, round_dir: Path) -> tuple[dict[str, float], list[dict]]:
+                 config: RunConfig, round_dir: Path, executor=None) -> tuple[dict[str, float], list[dict]]:
         log = RecordLog(round_dir / "trials.jsonl")
         trials = [Trial("model", t, i, e, seed, edit) for i, t in enumerate(tasks)
                   for e, edit in enumerate(self_edits[t.id]) for seed in config.inner.seeds]
         records = run_logged(engine, ArcTrials(loaded.tokenizer, config.arc, untrained_answers(log)), trials, log,
-                             desc="arc trials")
+                             desc="arc trials", executor=executor)
         # Reward 1 only when the recipe's own TTT solved the task: an invalid or over-budget recipe
         # trained nothing, so the untrained model's luck is not its reward.
         return {t.id: 0.0 for t in tasks}, [{**r, "item_id": r["task_id"],

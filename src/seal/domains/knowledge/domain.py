@@ -60,13 +60,13 @@ class KnowledgeDomain:
         return generate_into(round_dir, loaded, passages, config)
 
     def evaluate(self, loaded: LoadedModel, engine: Engine, passages: list[Passage], self_edits: dict[str, list[str]],
-                 config: RunConfig, round_dir: Path) -> tuple[dict[str, float], list[dict]]:
+                 config: RunConfig, round_dir: Path, executor=None) -> tuple[dict[str, float], list[dict]]:
         grader = self.grader or make_grader(config, loaded, engine)
         baselines = ensure_baselines(round_dir, engine, passages, config.inner, grader)
         reference_trials = baseline_conditions(config)
         trials = plan_trials(replace(config, conditions=reference_trials + ["model"]), passages, {"model": self_edits})
         records = run_logged(engine, KnowledgeTrials(loaded.tokenizer, config.inner, grader, baselines), trials,
-                             RecordLog(round_dir / "trials.jsonl"))
+                             RecordLog(round_dir / "trials.jsonl"), executor=executor)
         reference = {pid: b["accuracy"] for pid, b in baselines.items()}
         if reference_trials:
             by_passage: dict[str, list[float]] = {}

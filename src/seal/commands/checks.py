@@ -1,0 +1,51 @@
+"""What every run checks before its run directory exists, so that bad input is one line and writes nothing."""
+
+from __future__ import annotations
+
+from seal.config import RunConfig
+from seal.tracking import check_trackers
+
+
+def check_before_run(config: RunConfig) -> None:
+    """The command's input (data, documents, tasks, conditions), its models and its trackers."""
+    if config.command == "train":
+        from seal.commands.train import make_domain
+
+        make_domain(config).check(config)
+    elif config.command == "learn":
+        from seal.domains.knowledge.documents import read_documents
+
+        read_documents(config.learn.paths, config.learn.max_words)
+    elif config.domain == "arc":
+        from seal.domains.arc.trials import load_tasks
+
+        load_tasks(config.arc)
+    else:
+        from seal.domains.knowledge.trials import check_conditions, passages_for
+
+        check_conditions(config, passages_for(config))
+    check_models(config)
+    check_trackers(config.log_to)
+    if config.executor.kind == "ray":
+        from seal.executors.ray_pool import check_ray
+
+        check_ray()
+
+
+def check_models(config: RunConfig) -> None:
+    """Every model the run will load, and the judge endpoint, checked before a run directory is made."""
+    from seal.models import check_model
+
+    check_model(config.model.name)
+    if config.command == "learn" and config.learn.generator:
+        check_model(config.learn.generator)
+    for condition in config.conditions if config.command != "learn" else []:
+        if condition.startswith("generator:"):
+            check_model(condition.removeprefix("generator:"))
+    inner = config.inner
+    if inner.grader == "judge" and inner.judge_url:
+        from seal.domains.knowledge.grading import EndpointJudge
+
+        EndpointJudge(inner.judge_model, inner.judge_url).check()
+    elif inner.grader == "judge" and inner.judge_model != "local":
+        check_model(inner.judge_model)

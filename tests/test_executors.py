@@ -1,0 +1,146 @@
+"""Executors: Ray tasks give the in-process results; a worker or the driver killed with SIGKILL loses and repeats
+no trial. The Ray tests run on a local cluster of 2 CPU workers (skipped where Ray is not installed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from seal.cli import main
+from seal.config import ExecutorConfig
+from seal.domains.knowledge.domain import KnowledgeDomain
+from seal.domains.knowledge.grading import Grader
+from seal.domains.knowledge.trials import KnowledgeTrials, passages_for, plan_trials
+from seal.engines import make_engine
+from seal.executors.base import LocalExecutor
+from seal.loops.inner import run_logged
+from seal.loops.rest_em import train
+from seal.models import load_model
+from seal.runs import RecordLog
+from test_cli import data_file, tiny_flags
+from test_rest_em import length_grader, tiny_train_config
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                reason="Ray is not installed (pip install 'seal-lm[ray]'; scripts/test.sh installs it)")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster of 2 one-CPU workers, shared by this module's tests."""
+    import ray
+
+    from seal.executors.ray_pool import start_ray
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers: the same float arithmetic in and out of Ray
+    start_ray(ExecutorConfig(kind="ray", workers=2))
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+    torch.set_num_threads(threads)
+
+
+def keys(records, field="passage_id"):
+    return [(r["condition"], r[field], r["self_edit_index"], r["seed"]) for r in records]
+
+
+def ray_config(config, address):
+    return replace(config, executor=ExecutorConfig(kind="ray", address=address))
+
+
+def test_ray_trials_equal_in_process_trials(cluster, tmp_path, tiny_model_path):
+    from seal.executors.ray_pool import RayExecutor
+
+    config = replace(tiny_train_config(tiny_model_path), conditions=["passage", "model"])
+    passages = passages_for(config)[:3]
+    edits = {p.id: ["1. It is old.\n2. It is far.", "It is new and red."] for p in passages}
+    trials = plan_trials(config, passages, {"model": edits})
+    loaded = load_model(config.model)
+    engine = make_engine(loaded, replace(config.inner, adapters_per_pass=2))
+    domain = KnowledgeTrials(loaded.tokenizer, config.inner, Grader("judge", length_grader))
+    local = run_logged(engine, domain, trials, RecordLog(tmp_path / "local.jsonl"), executor=LocalExecutor(engine))
+    remote = run_logged(engine, domain, trials, RecordLog(tmp_path / "ray.jsonl"),
+                        executor=RayExecutor(config.model, replace(config.inner, adapters_per_pass=2),
+                                             ExecutorConfig(kind="ray", address=cluster), engine.slots))
+    assert len(local) == len(trials) == 3 * (1 + 2) * 2
+    by_key = {k: r for k, r in zip(keys(remote), remote)}
+    assert sorted(by_key) == sorted(keys(local))
+    for key, r in zip(keys(local), local):
+        other = by_key[key]
+        assert other["answers"] == r["answers"] and other["accuracy"] == r["accuracy"], key
+        if r["train"]:
+            assert other["train"]["epoch_losses"] == pytest.approx(r["train"]["epoch_losses"], rel=1e-5)
+
+
+def kill_one_worker(found: dict, stop: threading.Event) -> None:
+    """SIGKILL the first Ray worker seen running a work (its process title is ray::_run_remote)."""
+    while not stop.is_set():
+        for pid in os.listdir("/proc"):
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if pid.isdigit() and title.startswith(b"ray::_run_remote"):
+                os.kill(int(pid), signal.SIGKILL)
+                found["pid"] = int(pid)
+                return
+        time.sleep(0.005)
+
+
+def test_a_worker_killed_mid_round_loses_and_repeats_no_trial(cluster, tmp_path, tiny_model_path):
+    config = tiny_train_config(tiny_model_path, rounds=1)
+    config.inner.epochs = 6  # works long enough to be caught in flight
+    train(config, tmp_path / "local", KnowledgeDomain(Grader("judge", length_grader)))
+
+    found, stop = {}, threading.Event()
+    killer = threading.Thread(target=kill_one_worker, args=(found, stop), daemon=True)
+    killer.start()
+    try:
+        train(ray_config(config, cluster), tmp_path / "ray", KnowledgeDomain(Grader("judge", length_grader)))
+    finally:
+        stop.set()
+        killer.join()
+    assert "pid" in found, "no worker was caught running a work"
+    records = [json.loads(x) for x in (tmp_path / "ray" / "round-0" / "trials.jsonl").read_text().splitlines()]
+    planned = [json.loads(x) for x in (tmp_path / "local" / "round-0" / "trials.jsonl").read_text().splitlines()]
+    assert len(records) == len(set(keys(records))) and sorted(keys(records)) == sorted(keys(planned))
+    kept = lambda run: sorted((tmp_path / run / "round-0" / "kept.jsonl").read_text().splitlines())  # noqa: E731
+    assert kept("ray") == kept("local")  # the round's selection is the uninterrupted run's
+
+
+def test_a_driver_killed_with_sigkill_resumes_without_repeating_a_trial(cluster, tmp_path, capsys, tiny_model_path):
+    runs = tmp_path / "runs"
+    argv = ["adapt", "--data", data_file(tmp_path, n=4), "--condition", "passage", "--condition", "data",
+            "--seeds", "0,1", *tiny_flags(tiny_model_path, runs), "--epochs", "8", "--adapters-per-pass", "2",
+            "--executor", "ray", "--ray-address", cluster]
+    driver = subprocess.Popen([sys.executable, "-c", "import sys; from seal.cli import main; sys.exit(main(sys.argv[1:]))",
+                               *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 300
+    log = None
+    while time.time() < deadline and driver.poll() is None:
+        found = list(runs.glob("*/trials.jsonl")) if runs.exists() else []
+        if found and found[0].read_text().count("\n") >= 2:
+            log = found[0]
+            break
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert log is not None, "the driver wrote no trial before the deadline"
+    before = [json.loads(x) for x in log.read_text().splitlines() if x.endswith("}")]
+    assert 0 < len(before) < 4 * 3 * 2, "kill the driver mid-run"
+
+    assert main(["adapt", "--resume", str(log.parent)]) == 0
+    after = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(after) == len(set(keys(after))) == 4 * 3 * 2  # every planned trial once
+    assert after[:len(before)] == before  # nothing written before the kill was redone
