@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
 from seal.cli import main
 from seal.config import ExecutorConfig
@@ -114,8 +115,14 @@ def test_a_worker_killed_mid_round_loses_and_repeats_no_trial(cluster, tmp_path,
     records = [json.loads(x) for x in (tmp_path / "ray" / "round-0" / "trials.jsonl").read_text().splitlines()]
     planned = [json.loads(x) for x in (tmp_path / "local" / "round-0" / "trials.jsonl").read_text().splitlines()]
     assert len(records) == len(set(keys(records))) and sorted(keys(records)) == sorted(keys(planned))
-    kept = lambda run: sorted((tmp_path / run / "round-0" / "kept.jsonl").read_text().splitlines())  # noqa: E731
-    assert kept("ray") == kept("local")  # the round's selection is the uninterrupted run's
+    read = lambda run, name: sorted((tmp_path / run / "round-0" / name).read_text().splitlines())  # noqa: E731
+    assert read("ray", "self_edits.jsonl") == read("local", "self_edits.jsonl")  # sampled on a worker, the same
+    assert read("ray", "kept.jsonl") == read("local", "kept.jsonl")  # the round's selection is the uninterrupted run's
+    sft = lambda run: json.loads((tmp_path / run / "round-0" / "round.json").read_text())["sft"]  # noqa: E731
+    assert sft("ray")["epoch_losses"] == pytest.approx(sft("local")["epoch_losses"], rel=1e-5)  # SFT on a worker
+    ray_gen, local_gen = (AutoModelForCausalLM.from_pretrained(tmp_path / run / "round-0" / "generator").state_dict()
+                          for run in ("ray", "local"))
+    assert all(torch.allclose(ray_gen[k], local_gen[k], rtol=1e-4, atol=1e-6) for k in local_gen)
 
 
 def test_a_driver_killed_with_sigkill_resumes_without_repeating_a_trial(cluster, tmp_path, capsys, tiny_model_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 
 import torch
 from seal.progress import bar
@@ -86,13 +87,14 @@ def greedy_answers(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: i
 
 def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[str], sampling: SamplingConfig, *,
                 id_field: str, max_new_tokens: int, describe=None, desc: str = "sample self-edits",
-                chat: bool = True) -> dict[str, list[str]]:
+                chat: bool = True, on_model=None) -> dict[str, list[str]]:
     """`sampling.k` self-edits for each item not yet in `log`, appended batch by batch; all of them by item id.
 
     Batches are the fixed slices items[b * batch_size:(b + 1) * batch_size], each seeded from its
     first index; a batch that a kill left half-written is sampled again whole and only its
     missing items are appended, so a resumed run samples exactly what the uninterrupted one
-    would have. `describe(index, item)` adds fields to an item's record.
+    would have. `describe(index, item)` adds fields to an item's record. `on_model(fn, ...)` runs
+    `fn(model, ...)` where the model is (an executor's: seal.executors); default: `loaded`, here.
     """
     done = {r[id_field]: r["self_edits"] for r in log}
     chunk = max(1, sampling.batch_size)
@@ -104,7 +106,8 @@ def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[
     with bar(total=sum(map(len, batches)), desc=desc, unit="input") as progress:
         for part in batches:
             seeded = replace(sampling, seed=sampling.seed * 1_000_003 + part[0])
-            samples = generate(loaded, [prompts[i] for i in part], max_new_tokens=max_new_tokens,
+            samples = (on_model or partial(run_here, loaded))(
+                generate, [prompts[i] for i in part], max_new_tokens=max_new_tokens,
                                batch_size=seeded.batch_size, temperature=seeded.temperature, top_p=seeded.top_p,
                                num_return_sequences=seeded.k, seed=seeded.seed, chat=chat)
             for i, edits in zip(part, samples):
@@ -114,3 +117,8 @@ def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[
             progress.update(len(part))
     print(f"{desc}: {sum(map(len, batches))} inputs x {sampling.k} in {time.perf_counter() - start:.1f}s")
     return done
+
+
+def run_here(loaded: LoadedModel, fn, *args, keep: bool = True, **kwargs):
+    """`fn(loaded, ...)` in this process: what an executor's `on_model` does where the model is."""
+    return fn(loaded, *args, **kwargs)

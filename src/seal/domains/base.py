@@ -109,8 +109,9 @@ class Domain(Protocol):
     def prompt(self, item, config) -> str:
         """The instruction that asks for a self-edit of `item` (what the generator is fine-tuned on)."""
 
-    def sample(self, loaded, items: list, config, round_dir: Path) -> dict[str, list[str]]:
-        """k self-edits per input, saved in round_dir before any trial."""
+    def sample(self, loaded, items: list, config, round_dir: Path, on_model=None) -> dict[str, list[str]]:
+        """k self-edits per input, saved in round_dir before any trial; sampled by `on_model(generate, ...)`
+        where an executor's model is (seal.executors), by default `loaded` in this process."""
 
     def evaluate(self, loaded, engine: Engine, items: list, self_edits: dict[str, list[str]],
                  config, round_dir: Path, executor=None) -> tuple[dict[str, float], list[dict]]:

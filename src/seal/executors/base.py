@@ -22,6 +22,7 @@ from typing import Iterator, Protocol
 
 from seal.domains.base import Requests
 from seal.engines.base import Engine, Job, TrainStats
+from seal.generation import run_here
 
 
 @dataclass
@@ -51,6 +52,10 @@ class Executor(Protocol):
 
     def run(self, works: list[Work]) -> Iterator[tuple[int, Done]]:
         """Every work's result, as works finish."""
+
+    def on_model(self, fn, *args, keep: bool = True, **kwargs):
+        """`fn(loaded, *args, **kwargs)` where the executor's model is (sampling, the generator SFT);
+        keep=False: fn changes the model in place, and a worker drops it afterwards."""
 
     def close(self) -> None: ...
 
@@ -85,9 +90,13 @@ def run_work(engine: Engine, work: Work) -> Done:
 class LocalExecutor:
     """Works one after another on an engine of this process."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, loaded=None):
         self.engine = engine
         self.slots = engine.slots
+        self.loaded = loaded if loaded is not None else getattr(engine, "loaded", None)
+
+    def on_model(self, fn, *args, keep: bool = True, **kwargs):
+        return run_here(self.loaded, fn, *args, **kwargs)
 
     def run(self, works: list[Work]) -> Iterator[tuple[int, Done]]:
         for w, work in enumerate(works):

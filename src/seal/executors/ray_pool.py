@@ -8,7 +8,9 @@ Each work is a task (`_run_remote`) that claims `executor.cpus_per_worker` CPUs 
 allow and feeds them tasks. A worker process keeps the base model and its engine loaded between
 tasks (one per model name, so a ReST-EM round's new generator replaces the old): the model is
 read from its name or path, so on several machines the run directory (where `seal train`
-saves each round's generator) must be on storage every node reads. The driver keeps the run
+saves each round's generator) must be on storage every node reads. `on_model(fn, ...)` runs any
+function of the model on a worker the same way (`_call_remote`): `seal train` samples each
+round's self-edits and runs the generator SFT (which saves the new generator) so. The driver keeps the run
 directory: results come back in the order they finish and the inner loop appends each
 group's records at once, so `--resume` works as in this process.
 
@@ -29,8 +31,8 @@ from seal.config import ExecutorConfig, InnerLoopConfig, ModelConfig
 from seal.errors import SealError
 from seal.executors.base import Done, Work, run_work
 
-_LOADED: dict[str, tuple] = {}
-"""In a worker process: (model name, inner config) -> (loaded model, engine), kept between tasks."""
+_LOADED: dict[str, list] = {}
+"""In a worker process: (model, inner config) -> [loaded model, engine or None], kept between tasks."""
 
 
 def _run_remote(model: dict, inner: dict, threads: int, work: Work) -> Done:
@@ -39,18 +41,43 @@ def _run_remote(model: dict, inner: dict, threads: int, work: Work) -> Done:
 
     from seal.config_load import from_dict
     from seal.engines import make_engine
-    from seal.models import load_model
 
     torch.set_num_threads(threads)
+    held = _model(model, inner)
+    if held[1] is None:
+        held[1] = make_engine(held[0], from_dict(InnerLoopConfig, inner))
+    done = run_work(held[1], Work(work.jobs, work.requests, work.adapters, None))
+    done.worker = f"{os.uname().nodename}:{os.getpid()}"
+    return done
+
+
+def _call_remote(model: dict, inner: dict, threads: int, keep: bool, fn, args: tuple, kwargs: dict):
+    """`fn(loaded, *args, **kwargs)` on the worker's bare model (sampling, the generator SFT: the inner
+    loop's engine is taken off first); with keep=False the model is dropped afterwards (fn changed it)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    held = _model(model, inner)
+    if held[1] is not None:
+        held[1].unload()
+        held[1] = None
+    try:
+        return fn(held[0], *args, **kwargs)
+    finally:
+        if not keep:
+            _LOADED.clear()
+
+
+def _model(model: dict, inner: dict) -> list:
+    """[loaded model, its engine or None], loaded once per worker process and model."""
+    from seal.config_load import from_dict
+    from seal.models import load_model
+
     key = repr((model, inner))
     if key not in _LOADED:
         _LOADED.clear()  # one model per worker: a new generator replaces the last
-        loaded = load_model(from_dict(ModelConfig, model))
-        _LOADED[key] = (loaded, make_engine(loaded, from_dict(InnerLoopConfig, inner)))
-    _, engine = _LOADED[key]
-    done = run_work(engine, Work(work.jobs, work.requests, work.adapters, None))
-    done.worker = f"{os.uname().nodename}:{os.getpid()}"
-    return done
+        _LOADED[key] = [load_model(from_dict(ModelConfig, model)), None]
+    return _LOADED[key]
 
 
 def check_ray() -> None:
@@ -81,15 +108,32 @@ def start_ray(cfg: ExecutorConfig) -> None:
 class RayExecutor:
     """Works as Ray tasks; the driver waits for them as they finish (see the module docstring)."""
 
-    def __init__(self, model: ModelConfig, inner: InnerLoopConfig, cfg: ExecutorConfig, slots: int):
+    def __init__(self, model: ModelConfig, inner: InnerLoopConfig, cfg: ExecutorConfig, slots: int | None = None):
         import ray
 
         start_ray(cfg)
-        self.ray, self.slots = ray, slots
+        self.ray = ray
+        self.slots = slots or (inner.adapters_per_pass if inner.engine == "batched" else 1)
         self.model, self.inner = asdict(model), asdict(inner)
         self.threads = max(1, int(cfg.cpus_per_worker))
-        self.remote = ray.remote(num_cpus=cfg.cpus_per_worker, num_gpus=cfg.gpus_per_worker,
-                                 max_retries=cfg.max_retries, retry_exceptions=False)(_run_remote)
+        options = dict(num_cpus=cfg.cpus_per_worker, num_gpus=cfg.gpus_per_worker, max_retries=cfg.max_retries,
+                       retry_exceptions=False)
+        self.remote = ray.remote(**options)(_run_remote)
+        self.call = ray.remote(**options)(_call_remote)
+
+    def on_model(self, fn, *args, keep: bool = True, **kwargs):
+        """`fn(loaded, *args, **kwargs)` on a worker holding the executor's model; its result."""
+        ref = self.call.remote(self.model, self.inner, self.threads, keep, fn, args, kwargs)
+        return self._get(ref)
+
+    def _get(self, ref):
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as err:  # the work failed by itself: as in-process
+            cause = getattr(err, "cause", None)
+            raise (cause if isinstance(cause, SealError) else SealError(f"a Ray work failed: {cause or err}")) from None
+        except self.ray.exceptions.RayError as err:  # its workers died more than max_retries times
+            raise SealError(f"a Ray work was lost: {type(err).__name__}: {str(err).splitlines()[0]}") from None
 
     def run(self, works: list[Work]) -> Iterator[tuple[int, Done]]:
         if not works:
@@ -99,15 +143,7 @@ class RayExecutor:
         try:
             while waiting:
                 [ready], waiting = self.ray.wait(waiting, num_returns=1)
-                try:
-                    done = self.ray.get(ready)
-                except self.ray.exceptions.RayTaskError as err:  # the work failed by itself: as in-process
-                    cause = getattr(err, "cause", None)
-                    raise (cause if isinstance(cause, SealError) else SealError(f"a Ray work failed: {cause or err}")) \
-                        from None
-                except self.ray.exceptions.RayError as err:  # its workers died more than max_retries times
-                    raise SealError(f"a Ray work was lost: {type(err).__name__}: {str(err).splitlines()[0]}") from None
-                yield refs[ready], done
+                yield refs[ready], self._get(ready)
         finally:
             for ref in waiting:  # the driver stopped early (an error, a kill): do not leave works running
                 self.ray.cancel(ref, force=True)

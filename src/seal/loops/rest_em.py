@@ -30,13 +30,16 @@ import shutil
 import tempfile
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from seal.config import RunConfig
 from seal.domains.base import Domain
 from seal.engines import make_engine
-from seal.executors import make_executor
+from seal.executors import remote_executor
+from seal.executors.base import LocalExecutor
 from seal.loops.sft import sft_generator
+from seal.generation import run_here
 from seal.models import load_model
 from seal.runs import publish, relative_to_run, resolve_in_run, write_atomic
 from seal.stats import mean_and_stderr
@@ -89,6 +92,13 @@ def save_generator(loaded, target: Path) -> None:
     staging.rename(target)
 
 
+def sft_and_save(loaded, pairs: list[tuple[str, str]], cfg, seed: int, engine: str, target: str) -> dict:
+    """The M-step where the generator is (this process, or a Ray worker: seal.executors): SFT, then save."""
+    sft = sft_generator(loaded, pairs, cfg, seed=seed, engine=engine)
+    save_generator(loaded, Path(target))
+    return sft
+
+
 def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_dir: Path) -> dict:
     """One ReST-EM round; returns (and saves as round.json) its summary."""
     timings: dict[str, float] = {}
@@ -100,13 +110,14 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
     t = time.perf_counter()
     round_config = replace(config, conditions=["model"],
                            sampling=replace(config.sampling, seed=config.sampling.seed + 1_000 * r))
-    self_edits = domain.sample(loaded, items, round_config, round_dir)
+    remote = remote_executor(config, generator)  # None: everything in this process
+    self_edits = domain.sample(loaded, items, round_config, round_dir, remote.on_model if remote else None)
     timings["generate_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     engine = make_engine(loaded, config.inner)
     baselines, trials = domain.evaluate(loaded, engine, items, self_edits, round_config, round_dir,
-                                        make_executor(config, engine, generator))
+                                        remote or LocalExecutor(engine))
     timings["trials_s"] = time.perf_counter() - t
 
     rewards = self_edit_rewards(trials)
@@ -122,9 +133,9 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
     sft = None
     next_generator = generator
     if pairs:
-        sft = sft_generator(loaded, pairs, config.train.sft, seed=config.train.seed * 1_000 + r,
-                            engine=config.inner.engine)
-        save_generator(loaded, round_dir / "generator")
+        sft = (remote.on_model if remote else partial(run_here, loaded))(
+            sft_and_save, pairs, config.train.sft, config.train.seed * 1_000 + r, config.inner.engine,
+            str((round_dir / "generator").resolve()), keep=False)
         next_generator = str(round_dir / "generator")
     timings["sft_s"] = time.perf_counter() - t
 

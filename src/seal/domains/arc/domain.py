@@ -24,10 +24,12 @@ from seal.models import LoadedModel
 from seal.runs import RecordLog, write_atomic
 
 
-def sample_recipes(loaded: LoadedModel, tasks: list[Task], config: RunConfig, log_path: Path) -> dict[str, list[str]]:
+def sample_recipes(loaded: LoadedModel, tasks: list[Task], config: RunConfig, log_path: Path,
+                   on_model=None) -> dict[str, list[str]]:
     """k recipe self-edits per task, appended batch by batch (a resumed run reuses them)."""
     return sample_into(RecordLog(log_path), loaded, tasks, [recipe_prompt(t) for t in tasks], config.sampling,
-                       id_field="task_id", max_new_tokens=config.arc.recipe_max_new_tokens, desc="sample recipes")
+                       id_field="task_id", max_new_tokens=config.arc.recipe_max_new_tokens, desc="sample recipes",
+                       on_model=on_model)
 
 
 class ArcDomain:
@@ -62,8 +64,9 @@ class ArcDomain:
     def prompt(self, task: Task, config: RunConfig) -> str:
         return recipe_prompt(task)
 
-    def sample(self, loaded: LoadedModel, tasks: list[Task], config: RunConfig, round_dir: Path) -> dict[str, list[str]]:
-        return sample_recipes(loaded, tasks, config, round_dir / "self_edits.jsonl")
+    def sample(self, loaded: LoadedModel, tasks: list[Task], config: RunConfig, round_dir: Path,
+               on_model=None) -> dict[str, list[str]]:
+        return sample_recipes(loaded, tasks, config, round_dir / "self_edits.jsonl", on_model)
 
     def evaluate(self, loaded: LoadedModel, engine: Engine, tasks: list[Task], self_edits: dict[str, list[str]],
                  config: RunConfig, round_dir: Path, executor=None) -> tuple[dict[str, float], list[dict]]:

@@ -56,8 +56,9 @@ class KnowledgeDomain:
     def prompt(self, passage: Passage, config: RunConfig) -> str:
         return self_edit_prompt(config.sampling.prompt, passage)
 
-    def sample(self, loaded: LoadedModel, passages: list[Passage], config: RunConfig, round_dir: Path) -> dict[str, list[str]]:
-        return generate_into(round_dir, loaded, passages, config)
+    def sample(self, loaded: LoadedModel, passages: list[Passage], config: RunConfig, round_dir: Path,
+               on_model=None) -> dict[str, list[str]]:
+        return generate_into(round_dir, loaded, passages, config, on_model=on_model)
 
     def evaluate(self, loaded: LoadedModel, engine: Engine, passages: list[Passage], self_edits: dict[str, list[str]],
                  config: RunConfig, round_dir: Path, executor=None) -> tuple[dict[str, float], list[dict]]:
