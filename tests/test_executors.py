@@ -151,3 +151,20 @@ def test_a_driver_killed_with_sigkill_resumes_without_repeating_a_trial(cluster,
     after = [json.loads(x) for x in log.read_text().splitlines()]
     assert len(after) == len(set(keys(after))) == 4 * 3 * 2  # every planned trial once
     assert after[:len(before)] == before  # nothing written before the kill was redone
+
+
+def test_a_work_that_fails_by_itself_stops_the_run_as_in_process(cluster, tmp_path, capsys, tiny_model_path):
+    from transformers import AutoTokenizer
+
+    from test_cli import assert_one_clear_line, run_cli
+
+    broken = tmp_path / "broken-model"  # a NaN weight: every work's first loss is NaN
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight[0, 0] = float("nan")
+    model.save_pretrained(broken)
+    AutoTokenizer.from_pretrained(tiny_model_path).save_pretrained(broken)
+    code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path), "--condition", "passage",
+                                 *tiny_flags(broken, tmp_path / "r"), "--executor", "ray", "--ray-address", cluster])
+    assert code == 1  # NonFiniteLoss crossed from the worker as itself
+    assert_one_clear_line(err, "training loss became nan")
