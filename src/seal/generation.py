@@ -24,13 +24,15 @@ from seal.runs import RecordLog
 def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 8,
              temperature: float = 0.0, top_p: float = 1.0, num_return_sequences: int = 1,
              seed: int = 0, desc: str | None = None, chat: bool = True,
-             stop: list[str] | None = None, on_batch=None) -> list[list[str]]:
+             stop: list[str] | None = None, on_batch=None, constraint=None) -> list[list[str]]:
     """`num_return_sequences` completions for each prompt (temperature 0 means greedy).
 
     `chat=False` sends the prompts as raw text (e.g. ARC grids, trained on without a template).
     `stop` strings end a row early, as the end-of-turn token does (e.g. the blank line after
     an ARC grid); the text from the first stop string on is cut off. `on_batch(indices)` is
     called before each batch with the prompts' indices in it (e.g. to route rows to adapters).
+    `constraint()` gives each batch's extra `model.generate` arguments that hold its completions to
+    a grammar (seal.structured).
     """
     tokenizer, model = loaded.tokenizer, loaded.model
     chat = chat and bool(getattr(tokenizer, "chat_template", None))
@@ -59,6 +61,7 @@ def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, ba
                 top_k=None, num_return_sequences=num_return_sequences,
                 eos_token_id=stops, pad_token_id=pad,
                 **({"stop_strings": stop, "tokenizer": tokenizer} if stop else {}),
+                **(constraint() if constraint is not None else {}),
             )
         completions = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
         if stop:
@@ -87,7 +90,7 @@ def greedy_answers(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: i
 
 def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[str], sampling: SamplingConfig, *,
                 id_field: str, max_new_tokens: int, describe=None, desc: str = "sample self-edits",
-                chat: bool = True, on_model=None) -> dict[str, list[str]]:
+                chat: bool = True, on_model=None, constrained: dict | None = None) -> dict[str, list[str]]:
     """`sampling.k` self-edits for each item not yet in `log`, appended batch by batch; all of them by item id.
 
     Batches are the fixed slices items[b * batch_size:(b + 1) * batch_size], each seeded from its
@@ -95,6 +98,7 @@ def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[
     missing items are appended, so a resumed run samples exactly what the uninterrupted one
     would have. `describe(index, item)` adds fields to an item's record. `on_model(fn, ...)` runs
     `fn(model, ...)` where the model is (an executor's: seal.executors); default: `loaded`, here.
+    `constrained`: a JSON schema every sample is held to while it is decoded (seal.structured).
     """
     done = {r[id_field]: r["self_edits"] for r in log}
     chunk = max(1, sampling.batch_size)
@@ -107,7 +111,8 @@ def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[
         for part in batches:
             seeded = replace(sampling, seed=sampling.seed * 1_000_003 + part[0])
             samples = (on_model or partial(run_here, loaded))(
-                generate, [prompts[i] for i in part], max_new_tokens=max_new_tokens,
+                generate_constrained if constrained else generate, [prompts[i] for i in part],
+                **({"schema": constrained} if constrained else {}), max_new_tokens=max_new_tokens,
                                batch_size=seeded.batch_size, temperature=seeded.temperature, top_p=seeded.top_p,
                                num_return_sequences=seeded.k, seed=seeded.seed, chat=chat)
             for i, edits in zip(part, samples):
@@ -117,6 +122,13 @@ def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[
             progress.update(len(part))
     print(f"{desc}: {sum(map(len, batches))} inputs x {sampling.k} in {time.perf_counter() - start:.1f}s")
     return done
+
+
+def generate_constrained(loaded: LoadedModel, prompts: list[str], *, schema: dict, **kwargs) -> list[list[str]]:
+    """`generate` with every completion held to the JSON `schema` (the grammar is compiled where the model is)."""
+    from seal.structured import json_schema_constraint
+
+    return generate(loaded, prompts, constraint=json_schema_constraint(loaded, schema), **kwargs)
 
 
 def run_here(loaded: LoadedModel, fn, *args, keep: bool = True, **kwargs):

@@ -33,8 +33,10 @@ def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
     loaded = load_model(config.model)
     recipes: dict[str, dict[str, list]] = {}
     for c in config.conditions:
-        if c == "model":
-            recipes[c] = sample_recipes(loaded, tasks, config, run_dir / "recipes.jsonl")
+        if c in ("model", "constrained"):
+            recipes[c] = sample_recipes(loaded, tasks, replace(config, arc=replace(config.arc, constrained=True))
+                                        if c == "constrained" else config,
+                                        run_dir / ("recipes.jsonl" if c == "model" else "recipes-constrained.jsonl"))
         elif c.startswith("generator:"):
             generator = load_model(replace(config.model, name=c.removeprefix("generator:")))
             label = "".join(ch if ch.isalnum() else "-" for ch in c)[-60:]

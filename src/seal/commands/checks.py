@@ -12,6 +12,10 @@ def check_before_run(config: RunConfig) -> None:
         from seal.commands.train import make_domain
 
         make_domain(config).check(config)
+        if config.domain == "arc" and config.arc.constrained:
+            from seal.structured import check_backend
+
+            check_backend("xgrammar")
     elif config.command == "learn":
         from seal.domains.knowledge.documents import read_documents
 
@@ -20,6 +24,10 @@ def check_before_run(config: RunConfig) -> None:
         from seal.domains.arc.trials import load_tasks
 
         load_tasks(config.arc)
+        if config.arc.constrained or "constrained" in config.conditions:
+            from seal.structured import check_backend
+
+            check_backend("xgrammar")
     else:
         from seal.domains.knowledge.trials import check_conditions, passages_for
 

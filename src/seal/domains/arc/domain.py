@@ -14,6 +14,7 @@ from pathlib import Path
 
 from seal.config import RunConfig
 from seal.domains.arc.grids import Task
+from seal.domains.arc.recipe import RECIPE_SCHEMA
 from seal.domains.arc.trials import ArcTrials, load_tasks, recipe_prompt, untrained_answers
 from seal.domains.base import Trial
 from seal.engines.base import Engine
@@ -26,10 +27,11 @@ from seal.runs import RecordLog, write_atomic
 
 def sample_recipes(loaded: LoadedModel, tasks: list[Task], config: RunConfig, log_path: Path,
                    on_model=None) -> dict[str, list[str]]:
-    """k recipe self-edits per task, appended batch by batch (a resumed run reuses them)."""
+    """k recipe self-edits per task, appended batch by batch (a resumed run reuses them); with
+    `arc.constrained`, each held to the recipe's JSON schema while it is decoded (seal.structured)."""
     return sample_into(RecordLog(log_path), loaded, tasks, [recipe_prompt(t) for t in tasks], config.sampling,
                        id_field="task_id", max_new_tokens=config.arc.recipe_max_new_tokens, desc="sample recipes",
-                       on_model=on_model)
+                       on_model=on_model, constrained=RECIPE_SCHEMA if config.arc.constrained else None)
 
 
 class ArcDomain:

@@ -43,6 +43,20 @@ class Recipe:
                            "epochs": self.epochs, "loss": self.loss})
 
 
+RECIPE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "augmentations": {"type": "array", "items": {"enum": list(GROUPS)}, "maxItems": len(GROUPS)},
+        "learning_rate": {"type": "number", "minimum": LR_RANGE[0], "maximum": LR_RANGE[1]},
+        "epochs": {"type": "integer", "minimum": EPOCHS_RANGE[0], "maximum": EPOCHS_RANGE[1]},
+        "loss": {"enum": list(LOSSES)},
+    },
+    "required": ["augmentations", "learning_rate", "epochs", "loss"],
+    "additionalProperties": False,
+}
+"""The recipe as a JSON schema, for constrained sampling (seal.structured): keys, group names, ranges, losses."""
+
+
 ORACLE = Recipe(augmentations=tuple(GROUPS), learning_rate=1e-4, epochs=2, loss="output")
 """The paper's oracle TTT configuration: every augmentation group, output-only loss, lr 1e-4, 2 epochs."""
 
