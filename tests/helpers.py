@@ -47,3 +47,37 @@ def build_tiny_model(directory: Path, seed: int = 0) -> Path:
 def requires_shared_data(*parts: str):
     path = SHARED_DATA.joinpath(*parts)
     return pytest.mark.skipif(not path.exists(), reason=f"shared data not found at {path}")
+
+
+def kill_after_records(argv: list[str], runs: Path, records: int, timeout: float = 120.0) -> Path | None:
+    """Run `seal ARGV` in a new process, SIGKILL it once a trials.jsonl under `runs` holds `records` lines
+    (or at the deadline, or let it be if it ended first); the trials.jsonl path, or None if none got there."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "seal.cli", *argv], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, found = time.time() + timeout, None
+    while time.time() < deadline and proc.poll() is None:
+        logs = list(runs.glob("*/trials.jsonl")) if runs.exists() else []
+        if logs and len(logs[0].read_text().splitlines()) >= records:
+            found = logs[0]
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return found
+
+
+def nan_model(model_path: Path, target: Path) -> Path:
+    """A copy of the model at `model_path` with one NaN weight (every training loss on it is NaN)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight[0, 0] = float("nan")
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(model_path).save_pretrained(target)
+    return target

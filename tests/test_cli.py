@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
-import torch
+
+from helpers import kill_after_records, nan_model
 
 from seal.cli import main
 from seal.domains.knowledge.fictional import generate_passages
@@ -87,14 +83,7 @@ def test_unknown_model_offline_is_one_line(tmp_path, capsys):
 
 def test_nan_loss_is_one_line_and_exit_1(tmp_path, capsys, tiny_model_path):
     """A corrupted checkpoint (a NaN weight) makes the first loss NaN: the run stops with a clear line."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    broken = tmp_path / "broken-model"
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
-    with torch.no_grad():
-        model.model.layers[0].mlp.up_proj.weight[0, 0] = float("nan")
-    model.save_pretrained(broken)
-    AutoTokenizer.from_pretrained(tiny_model_path).save_pretrained(broken)
+    broken = nan_model(tiny_model_path, tmp_path / "broken-model")
     code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path), "--condition", "passage",
                                  *tiny_flags(broken, tmp_path / "r")])
     assert code == 1
@@ -127,19 +116,7 @@ def test_killed_run_resumes_without_losing_or_repeating_a_trial(tmp_path, tiny_m
     flags = ["adapt", "--data", data_file(tmp_path, n=3), "--condition", "passage", "--condition", "data",
              "--seeds", "0,1", *tiny_flags(tiny_model_path, runs)]
     flags[flags.index("--epochs") + 1] = "40"  # slow enough to be killed midway
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "seal.cli", *flags], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    trials_path = None
-    while time.time() < deadline:
-        found = list(runs.glob("*/trials.jsonl"))
-        if found and len(found[0].read_text().splitlines()) >= 3:
-            trials_path = found[0]
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    trials_path = kill_after_records(flags, runs, 3)
     assert trials_path is not None, "the run never wrote three trials"
     before = trials_path.read_text()
     n_before = len(before.splitlines())

@@ -7,8 +7,6 @@ import importlib.util
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import replace
@@ -29,6 +27,7 @@ from seal.loops.inner import run_logged
 from seal.loops.rest_em import train
 from seal.models import load_model
 from seal.runs import RecordLog
+from helpers import kill_after_records, nan_model
 from test_cli import data_file, tiny_flags
 from test_rest_em import length_grader, tiny_train_config
 
@@ -130,19 +129,7 @@ def test_a_driver_killed_with_sigkill_resumes_without_repeating_a_trial(cluster,
     argv = ["adapt", "--data", data_file(tmp_path, n=4), "--condition", "passage", "--condition", "data",
             "--seeds", "0,1", *tiny_flags(tiny_model_path, runs), "--epochs", "8", "--adapters-per-pass", "2",
             "--executor", "ray", "--ray-address", cluster]
-    driver = subprocess.Popen([sys.executable, "-c", "import sys; from seal.cli import main; sys.exit(main(sys.argv[1:]))",
-                               *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.time() + 300
-    log = None
-    while time.time() < deadline and driver.poll() is None:
-        found = list(runs.glob("*/trials.jsonl")) if runs.exists() else []
-        if found and found[0].read_text().count("\n") >= 2:
-            log = found[0]
-            break
-        time.sleep(0.05)
-    driver.send_signal(signal.SIGKILL)
-    driver.wait()
+    log = kill_after_records(argv, runs, 2, timeout=300)
     assert log is not None, "the driver wrote no trial before the deadline"
     before = [json.loads(x) for x in log.read_text().splitlines() if x.endswith("}")]
     assert 0 < len(before) < 4 * 3 * 2, "kill the driver mid-run"
@@ -154,16 +141,9 @@ def test_a_driver_killed_with_sigkill_resumes_without_repeating_a_trial(cluster,
 
 
 def test_a_work_that_fails_by_itself_stops_the_run_as_in_process(cluster, tmp_path, capsys, tiny_model_path):
-    from transformers import AutoTokenizer
-
     from test_cli import assert_one_clear_line, run_cli
 
-    broken = tmp_path / "broken-model"  # a NaN weight: every work's first loss is NaN
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
-    with torch.no_grad():
-        model.model.layers[0].mlp.up_proj.weight[0, 0] = float("nan")
-    model.save_pretrained(broken)
-    AutoTokenizer.from_pretrained(tiny_model_path).save_pretrained(broken)
+    broken = nan_model(tiny_model_path, tmp_path / "broken-model")  # every work's first loss is NaN
     code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path), "--condition", "passage",
                                  *tiny_flags(broken, tmp_path / "r"), "--executor", "ray", "--ray-address", cluster])
     assert code == 1  # NonFiniteLoss crossed from the worker as itself
