@@ -240,3 +240,27 @@ def test_eval_table_gives_each_row_its_paired_change(tmp_path, capsys, tiny_mode
     assert summary["conditions"]["passage"]["paired"] is None
     report = (run_dir / "report.md").read_text()
     assert "change vs passage (paired)" in report and f"{100 * paired['mean']:+.1f} ± " in report
+
+
+def test_data_path_condition_takes_the_self_edits_of_another_file(tmp_path, capsys, tiny_model_path):
+    from dataclasses import replace
+
+    main_file = data_file(tmp_path, n=2)
+    other = tmp_path / "other.json"
+    passages = [replace(p, self_edits=("It is from the other file.",)) for p in generate_passages(2, seed=4)]
+    save_passages(passages, other)
+    runs = tmp_path / "runs"
+    code, err = run_cli(capsys, ["adapt", "--data", main_file, "--condition", "data", "--condition", f"data:{other}",
+                                 *tiny_flags(tiny_model_path, runs)])
+    assert code == 0, err
+    [run_dir] = list(runs.iterdir())
+    trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    mine = [t for t in trials if t["condition"] == f"data:{other}"]
+    assert len(mine) == 2 and {t["self_edit"] for t in mine} == {"It is from the other file."}
+    assert {t["self_edit"] for t in trials if t["condition"] == "data"} == {"1. It is old.\n2. It is far.", "It is new."}
+    save_passages(passages[:1], other)  # now one passage has none there
+    code, err = run_cli(capsys, ["adapt", "--data", main_file, "--condition", f"data:{other}",
+                                 *tiny_flags(tiny_model_path, tmp_path / "r2")])
+    assert code == 2
+    assert_one_clear_line(err, "the file has no self-edits for passage 1")
+    assert not (tmp_path / "r2").exists() or not any((tmp_path / "r2").iterdir())

@@ -279,7 +279,8 @@ class LearnConfig:
 
 CONDITIONS_HELP = (
     "passage (train on the passage only), passage-twice (on two copies of it: the control for a "
-    "self-edit that repeats the passage), data (self-edits stored in the data file), "
+    "self-edit that repeats the passage), data (self-edits stored in the data file), data:PATH (stored in "
+    "another file of the same passages), "
     "model (self-edits sampled now from the model), generator:MODEL (self-edits sampled from another "
     "model, e.g. a ReST-EM round's generator), or a path to a `seal generate` run"
 )
@@ -364,6 +365,9 @@ class RunConfig:
             elif condition.startswith("generator:"):
                 if not condition.removeprefix("generator:"):
                     raise SealError("condition generator: needs a model id or path after the colon")
+            elif condition.startswith("data:"):
+                if not Path(condition.removeprefix("data:")).is_file():
+                    raise SealError(f"condition {condition!r}: no such file")
             elif condition not in ("passage", "passage-twice", "data", "model") and not Path(condition).exists():
                 raise SealError(f"unknown condition {condition!r}: use " + CONDITIONS_HELP)
         if self.reference is not None and self.reference not in [*self.conditions, "baseline"]:

@@ -11,7 +11,8 @@ never rewarded for writing nothing. `CptTrials` is the continued-pretraining set
 job over every passage's sequences, asked every question.
 
 Conditions choose each trial's self-edits: `passage` (none), `passage-twice` (none, the passage's
-sequence twice: the control for a self-edit that only repeats it), `data` (stored in the data file),
+sequence twice: the control for a self-edit that only repeats it), `data` (stored in the data file;
+`data:PATH`: stored in another file holding the same passages, e.g. another model's self-edits),
 `model` / `generator:PATH` (sampled into the run), or the path of a `seal generate` run.
 """
 
@@ -66,10 +67,21 @@ def check_conditions(config: RunConfig, passages: list[Passage]) -> None:
             if not passage.self_edits:
                 raise SealError(f"condition 'data' needs self_edits in the data file, and passage {i} "
                                 f"({passage.title!r}) has none")
+    for condition in (c for c in config.conditions if c.startswith("data:")):
+        stored = stored_self_edits(condition.removeprefix("data:"))
+        for i, passage in enumerate(passages):
+            if not stored.get(passage.id):
+                raise SealError(f"condition {condition!r}: the file has no self-edits for passage {i} "
+                                f"({passage.title!r}; matched by title and text)")
 
 
 PASSAGE_ONLY = ("passage", "passage-twice")
 """Conditions whose trials train on the passage alone (once, or twice over)."""
+
+
+def stored_self_edits(path: str) -> dict[str, list[str]]:
+    """Self-edits stored in another data file (condition `data:PATH`), by passage id (title and text)."""
+    return {p.id: list(p.self_edits) for p in load_passages(path)}
 
 
 def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str, dict[str, list[str]]]) -> list[Trial]:
@@ -83,6 +95,8 @@ def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str,
         stored: dict[str, list[str]] = {}
         if condition in generated:
             stored = generated[condition]
+        elif condition.startswith("data:"):
+            stored = stored_self_edits(condition.removeprefix("data:"))
         elif condition not in PASSAGE_ONLY + ("data",):
             families, stored = read_generated(condition)
         for i, passage in enumerate(passages):
