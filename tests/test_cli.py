@@ -264,3 +264,23 @@ def test_data_path_condition_takes_the_self_edits_of_another_file(tmp_path, caps
     assert code == 2
     assert_one_clear_line(err, "the file has no self-edits for passage 1")
     assert not (tmp_path / "r2").exists() or not any((tmp_path / "r2").iterdir())
+
+
+def test_compare_with_adds_a_paired_column_per_row(tmp_path, capsys, tiny_model_path):
+    runs = tmp_path / "runs"
+    code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path, n=2), "--condition", "passage", "--condition",
+                                 "data", "--reference", "passage", "--compare-with", "data", "--seeds", "0,1",
+                                 *tiny_flags(tiny_model_path, runs)])
+    assert code == 0, err
+    [run_dir] = list(runs.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    c = summary["conditions"]
+    assert summary["compare_with"] == ["data"] and c["data"]["paired_with"] == {"data": None}
+    assert c["passage"]["paired_with"]["data"]["mean"] == pytest.approx(-c["data"]["paired"]["mean"])
+    report = (run_dir / "report.md").read_text()
+    assert "| vs data (paired) |" in report and "| passage |" in report
+    assert main(["report", str(run_dir)]) == 0 and "vs data (paired)" in (run_dir / "report.html").read_text()
+    code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path, n=2), "--condition", "passage",
+                                 "--compare-with", "model", *tiny_flags(tiny_model_path, tmp_path / "r2")])
+    assert code == 2
+    assert_one_clear_line(err, "reference 'model' is not one of the rows")

@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
         g = p.add_argument_group("trials")
         g.add_argument("--condition", dest="conditions", action="append", help=CONDITIONS_HELP + " (repeatable)")
         g.add_argument("--max-self-edits", dest="max_self_edits", type=int, help="use at most N stored self-edits per passage")
+        g.add_argument("--compare-with", dest="compare_with", action="append",
+                       help="also give every row a paired change against this row (repeatable)")
         g.add_argument("--reference", dest="reference",
                        help="the row each row's paired change is measured against (default: model, else passage)")
         g.add_argument("--seeds", dest="inner.seeds", type=_csv(int), help="comma-separated trial seeds, e.g. 0,1,2")

@@ -327,6 +327,8 @@ class RunConfig:
     max_self_edits: int | None = None
     """For condition 'data' (or a generate run): use at most this many stored self-edits per passage."""
     reference: str | None = None
+    compare_with: list[str] = field(default_factory=list)
+    """More rows to give every row a paired change against, each in a column of its own (e.g. `data`)."""
     """The row every other row's paired change is measured against (a condition, or 'baseline');
     default: 'model' (the base generator's self-edits) if it is a condition, else 'passage'."""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -370,8 +372,9 @@ class RunConfig:
                     raise SealError(f"condition {condition!r}: no such file")
             elif condition not in ("passage", "passage-twice", "data", "model") and not Path(condition).exists():
                 raise SealError(f"unknown condition {condition!r}: use " + CONDITIONS_HELP)
-        if self.reference is not None and self.reference not in [*self.conditions, "baseline"]:
-            raise SealError(f"reference {self.reference!r} is not one of the rows: {', '.join(self.conditions)}, baseline")
+        for ref in [self.reference, *self.compare_with]:
+            if ref is not None and ref not in [*self.conditions, "baseline"]:
+                raise SealError(f"reference {ref!r} is not one of the rows: {', '.join(self.conditions)}, baseline")
         if self.max_self_edits is not None and self.max_self_edits < 1:
             raise SealError(f"max_self_edits must be at least 1, not {self.max_self_edits}")
         return self

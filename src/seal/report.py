@@ -42,30 +42,46 @@ def summarise(config, passages: list, baselines: dict[str, dict], trials: list[d
                     **{name: (sum(v[p.id]) / len(v[p.id]) if p.id in v else None) for name, v in rows.items()}}
                    for i, p in enumerate(passages)]
     reference = config.reference or default_reference(list(rows))
-    for name, per in rows.items():
-        change = None
-        if reference in rows and name != reference:
-            change = paired_difference({p: sum(v) / len(v) for p, v in per.items()},
-                                       {p: sum(v) / len(v) for p, v in rows[reference].items()})
-        conditions[name]["paired"] = None if change is None else {"mean": change[0], "stderr": change[1],
-                                                                  "passages": change[2]}
-    return {"grader": config.inner.grader, "reference": reference, "conditions": conditions, "per_passage": per_passage}
+    means = {name: {p: sum(v) / len(v) for p, v in per.items()} for name, per in rows.items()}
+
+    def paired(name: str, ref: str) -> dict | None:
+        if ref not in rows or name == ref:
+            return None
+        change = paired_difference(means[name], means[ref])
+        return None if change is None else {"mean": change[0], "stderr": change[1], "passages": change[2]}
+
+    also = [r for r in getattr(config, "compare_with", []) or [] if r != reference and r in rows]
+    for name in rows:
+        conditions[name]["paired"] = paired(name, reference)
+        if also:
+            conditions[name]["paired_with"] = {ref: paired(name, ref) for ref in also}
+    return {"grader": config.inner.grader, "reference": reference, "compare_with": also, "conditions": conditions,
+            "per_passage": per_passage}
+
+
+def change_text(paired: dict | None, is_reference: bool) -> str:
+    """A paired change in points, '± s.e.'; 'reference' for the reference row itself."""
+    if paired:
+        return f"{100 * paired['mean']:+.1f} ± {100 * paired['stderr']:.1f}"
+    return "reference" if is_reference else "-"
 
 
 def report_markdown(summary: dict, title: str) -> str:
     names = list(summary["conditions"])
     reference = summary.get("reference")
+    also = summary.get("compare_with") or []
     lines = [f"# {title}", "", f"Grader: `{summary['grader']}`. Accuracy: mean over passages of each passage's "
              "no-context accuracy, averaged over its trials (self-edits x seeds) first (± standard error over passages). "
              f"Paired change: the row minus `{reference}` over the passages both cover (± standard error over passages).",
-             "", f"| condition | accuracy | ± s.e. | change vs {reference} (paired) | passages | trials | s / trial |",
-             "|---|---|---|---|---|---|---|"]
+             "", f"| condition | accuracy | ± s.e. | change vs {reference} (paired) | "
+             + "".join(f"vs {r} (paired) | " for r in also) + "passages | trials | s / trial |",
+             "|---|---|---|---|" + "---|" * len(also) + "---|---|---|"]
     for name, c in summary["conditions"].items():
         spt = f"{c['seconds_per_trial']:.1f}" if c["seconds_per_trial"] is not None else "-"
-        p = c.get("paired")
-        change = f"{100 * p['mean']:+.1f} ± {100 * p['stderr']:.1f}" if p else ("reference" if name == reference else "-")
-        lines.append(f"| {name} | {100 * c['accuracy']:.1f} % | {100 * c['stderr']:.1f} | {change} | {c['passages']} | "
-                     f"{c['trials']} | {spt} |")
+        changes = [change_text(c.get("paired"), name == reference)]
+        changes += [change_text((c.get("paired_with") or {}).get(r), name == r) for r in also]
+        lines.append(f"| {name} | {100 * c['accuracy']:.1f} % | {100 * c['stderr']:.1f} | {' | '.join(changes)} | "
+                     f"{c['passages']} | {c['trials']} | {spt} |")
     lines += ["", "| # | passage | questions | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
     for row in summary["per_passage"]:
         cells = [f"{100 * row[n]:.0f} %" if row.get(n) is not None else "-" for n in names]

@@ -45,22 +45,27 @@ def summary_of(view: RunView) -> dict | None:
     for t in trials:
         t.setdefault("timings", {}).setdefault("train_s", 0.0)
         t["timings"].setdefault("eval_s", 0.0)
-    config = SimpleNamespace(reference=view.config.get("reference"),
+    config = SimpleNamespace(reference=view.config.get("reference"), compare_with=view.config.get("compare_with") or [],
                              inner=SimpleNamespace(grader=view.config.get("inner", {}).get("grader", "?")))
     return summarise(config, passages_of(baselines, trials), {b["passage_id"]: b for b in baselines}, trials)
 
 
 def conditions_table(summary: dict) -> str:
-    reference = summary["reference"]
+    reference, also = summary["reference"], summary.get("compare_with") or []
+
+    def change(p, is_reference):
+        return pm(p["mean"], p["stderr"]) if p else ("reference" if is_reference else "-")
+
     rows = []
     for name, c in summary["conditions"].items():
-        p = c.get("paired")
-        change = pm(p["mean"], p["stderr"]) if p else ("reference" if name == reference else "-")
         spt = f"{c['seconds_per_trial']:.1f}" if c["seconds_per_trial"] is not None else "-"
         rows.append([esc(name), pct(c["accuracy"]), f"{100 * c['stderr']:.1f}" if c["stderr"] == c["stderr"] else "-",
-                     change, str(c["passages"]), str(c["trials"]), spt])
-    return table(["condition", "accuracy", "± s.e.", f"change vs {esc(reference)} (paired, points)", "passages",
-                  "trials", "s / trial"], rows, numeric={1, 2, 3, 4, 5, 6})
+                     change(c.get("paired"), name == reference),
+                     *[change((c.get("paired_with") or {}).get(r), name == r) for r in also],
+                     str(c["passages"]), str(c["trials"]), spt])
+    header = ["condition", "accuracy", "± s.e.", f"change vs {esc(reference)} (paired, points)",
+              *[f"vs {esc(r)} (paired)" for r in also], "passages", "trials", "s / trial"]
+    return table(header, rows, numeric=set(range(1, len(header))))
 
 
 def answers_table(answers: list[dict]) -> str:
