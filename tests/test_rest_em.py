@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import replace
 
@@ -219,3 +220,50 @@ def test_passage_twice_baseline_trains_on_two_copies_of_the_passage(tmp_path, ti
     assert history[0]["baseline"] == "passage-twice"
     for k in map(json.loads, (tmp_path / "round-0" / "kept.jsonl").read_text().splitlines()):
         assert k["baseline"] == twice[k["item_id"]]["accuracy"] and k["reward"] > k["baseline"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xgrammar") is None, reason="xgrammar is not installed")
+def test_arc_round_keeps_a_solving_recipe_and_sfts_the_generator_on_it(tmp_path, tiny_model_path, monkeypatch):
+    """Recipes sampled under the schema all parse and train; which trial solves its task is decided here
+    (recipes of 5 epochs or more, since a random tiny model solves nothing): each task keeps its first such
+    recipe, and the generator is fine-tuned on exactly those (prompt, recipe) pairs."""
+    from dataclasses import replace
+
+    from seal.config import ArcConfig
+    from seal.domains.arc.domain import ArcDomain
+    from seal.domains.arc.recipe import RecipeError, parse_recipe
+    from seal.domains.arc.trials import ArcTrials
+
+    real_score = ArcTrials.score
+
+    def score(self, trial, answers):
+        try:
+            solved = parse_recipe(trial.self_edit).epochs >= 5
+        except (RecipeError, TypeError):
+            solved = False
+        return {**real_score(self, trial, answers), "solved": solved, "accuracy": float(solved)}
+
+    monkeypatch.setattr(ArcTrials, "score", score)
+    challenges = {f"t{i}": {"train": [{"input": [[i, 1]], "output": [[1, i]]}, {"input": [[3, 4]], "output": [[4, 3]]}],
+                            "test": [{"input": [[5, 6]]}]} for i in range(2)}
+    (tmp_path / "c.json").write_text(json.dumps(challenges))
+    (tmp_path / "s.json").write_text(json.dumps({t: [[[6, 5]]] for t in challenges}))
+    config = replace(tiny_train_config(tiny_model_path, rounds=1), domain="arc",
+                     arc=ArcConfig(challenges=str(tmp_path / "c.json"), solutions=str(tmp_path / "s.json"),
+                                   max_examples=2, max_steps=64, constrained=True, recipe_max_new_tokens=200))
+    config.sampling.k = 4
+    config.inner.seeds = [0]
+    [summary] = train(config.validate(), tmp_path / "run", ArcDomain())
+    round0 = tmp_path / "run" / "round-0"
+    trials = [json.loads(line) for line in (round0 / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) == 2 * 4 and {t["status"] for t in trials} <= {"ok", "over_budget"}
+    solving = {}
+    for t in sorted(trials, key=lambda t: (t["task_id"], t["self_edit_index"])):
+        if t["solved"] and t["status"] == "ok":
+            solving.setdefault(t["task_id"], t["self_edit_index"])
+    kept = [json.loads(line) for line in (round0 / "kept.jsonl").read_text().splitlines()]
+    assert {(k["item_id"], k["self_edit_index"]) for k in kept} == set(solving.items())
+    assert solving, "no sampled recipe had 5 epochs or more: pick another seed"
+    assert summary["kept"] == len(kept) and summary["sft"]["pairs"] == len(kept)
+    before, after = weights(tiny_model_path), weights(round0 / "generator")
+    assert any(not torch.equal(before[k], after[k]) for k in before)

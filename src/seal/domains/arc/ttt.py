@@ -146,5 +146,6 @@ def solve(generate_fn, task: Task, attempts: int = 2, transforms=INFERENCE) -> l
 
 
 def is_solved(task: Task, attempts: list[list[Grid]]) -> bool:
-    """Every test input's true output is among its attempts."""
-    return all(e.output is not None and e.output in a for e, a in zip(task.test, attempts))
+    """Every test input's true output is among its attempts (a test input without attempts is not solved)."""
+    return len(attempts) == len(task.test) and all(e.output is not None and e.output in a
+                                                   for e, a in zip(task.test, attempts))
