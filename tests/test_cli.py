@@ -264,6 +264,11 @@ def test_data_path_condition_takes_the_self_edits_of_another_file(tmp_path, caps
     assert code == 2
     assert_one_clear_line(err, "the file has no self-edits for passage 1")
     assert not (tmp_path / "r2").exists() or not any((tmp_path / "r2").iterdir())
+    code, err = run_cli(capsys, ["adapt", "--data", main_file, "--condition", f"data:{tmp_path / 'missing.json'}",
+                                 *tiny_flags(tiny_model_path, tmp_path / "r3")])
+    assert code == 2
+    assert_one_clear_line(err, "missing.json")
+    assert not (tmp_path / "r3").exists() or not any((tmp_path / "r3").iterdir())
 
 
 def test_compare_with_adds_a_paired_column_per_row(tmp_path, capsys, tiny_model_path):

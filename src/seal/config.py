@@ -367,9 +367,9 @@ class RunConfig:
             elif condition.startswith("generator:"):
                 if not condition.removeprefix("generator:"):
                     raise SealError("condition generator: needs a model id or path after the colon")
-            elif condition.startswith("data:"):
-                if not Path(condition.removeprefix("data:")).is_file():
-                    raise SealError(f"condition {condition!r}: no such file")
+            elif condition.startswith("data:"):  # the file is read (and checked) before the run starts
+                if not condition.removeprefix("data:"):
+                    raise SealError("condition data: needs a file after the colon")
             elif condition not in ("passage", "passage-twice", "data", "model") and not Path(condition).exists():
                 raise SealError(f"unknown condition {condition!r}: use " + CONDITIONS_HELP)
         for ref in [self.reference, *self.compare_with]:
