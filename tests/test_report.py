@@ -118,6 +118,11 @@ def test_a_train_run_shows_rounds_kept_self_edits_and_quality(tmp_path, capsys, 
     if kept:
         assert esc(kept[0]["self_edit"]) in page
     assert page.count('src="data:image/png;base64,') >= 2  # reward per round, every self-edit's reward
+    (tmp_path / "round-1" / "round.json").unlink()  # round 1 as if still running: no selection yet
+    (tmp_path / "round-1" / "kept.jsonl").unlink()
+    assert run_cli(capsys, ["report", str(tmp_path)])[0] == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "1 (in progress: all so far, none selected yet)" in page and page.count("· kept") == len(kept)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium; "

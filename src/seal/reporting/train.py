@@ -96,7 +96,9 @@ def train_sections(view: RunView) -> str:
                      pm(h["mean_reward"], h["reward_stderr"]), pm(change[0], change[1]) if change else "-",
                      str(h["kept"]), f"{sft['epoch_losses'][0]:.3f} → {sft['epoch_losses'][-1]:.3f}" if sft else "-",
                      f"{sum(h['timings'].values()) / 60:.1f}"])
-    if rows:
+    if not rows:
+        out.append('<p class="muted">No round has finished yet.</p>')
+    else:
         out += [table(["round", "inputs", "self-edits", "baseline", "mean baseline", "mean reward ± s.e.",
                        "change vs round 0 (paired)", "kept", "SFT loss", "minutes"], rows, numeric={0, 1, 2, 4, 5, 6, 7, 9}),
                 plot(lambda f: plot_rewards(history, f), "mean reward per round")]
@@ -111,9 +113,11 @@ def train_sections(view: RunView) -> str:
         other = [v for iid, per in rewards.items() for e, v in per.items() if (iid, e) not in kept]
         done = (round_dir / "round.json").is_file()
         q = quality.get(rel, {})
-        split_rows.append([str(r) + ("" if done else " (in progress)"), str(len(kept_values) + len(other)),
+        every = kept_values + other
+        split_rows.append([str(r) + ("" if done else " (in progress: all so far, none selected yet)"), str(len(every)),
                            pm(*mean_and_stderr(kept_values)) if kept_values else "-",
-                           pm(*mean_and_stderr(other)) if len(other) > 1 else (pct(other[0]) if other else "-"),
+                           (pm(*mean_and_stderr(other)) if len(other) > 1 else (pct(other[0]) if other else "-"))
+                           if done else (pm(*mean_and_stderr(every)) if len(every) > 1 else "-") + " (all)",
                            "-" if q.get("grounding") is None else f"{q['grounding']:.2f}",
                            "-" if q.get("coverage") is None else f"{q['coverage']:.2f}",
                            "-" if q.get("sequences") is None else f"{q['sequences']:.1f}"])
