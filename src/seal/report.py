@@ -50,7 +50,7 @@ def summarise(config, passages: list, baselines: dict[str, dict], trials: list[d
         change = paired_difference(means[name], means[ref])
         return None if change is None else {"mean": change[0], "stderr": change[1], "passages": change[2]}
 
-    also = [r for r in getattr(config, "compare_with", []) or [] if r != reference and r in rows]
+    also = [r for r in config.compare_with if r != reference and r in rows]
     for name in rows:
         conditions[name]["paired"] = paired(name, reference)
         if also:

@@ -21,6 +21,8 @@ from typing import Callable
 from seal.errors import SealError
 
 BACKENDS = ("xgrammar",)
+_COMPILED: dict[tuple, tuple] = {}
+"""(id(tokenizer), schema) -> (tokenizer, compiled grammar); the tokenizer is kept so its id stays its own."""
 
 
 def check_backend(backend: str) -> None:
@@ -36,7 +38,10 @@ def json_schema_constraint(loaded, schema: dict, backend: str = "xgrammar") -> C
     import xgrammar as xgr
     from xgrammar.contrib.hf import LogitsProcessor
 
-    vocab = getattr(loaded.model.config, "vocab_size", None) or len(loaded.tokenizer)
-    info = xgr.TokenizerInfo.from_huggingface(loaded.tokenizer, vocab_size=vocab)
-    compiled = xgr.GrammarCompiler(info).compile_json_schema(json.dumps(schema), any_whitespace=False)
+    key = (id(loaded.tokenizer), json.dumps(schema, sort_keys=True))
+    if key not in _COMPILED:  # sampling calls this once per batch: compile once per tokenizer and schema
+        vocab = getattr(loaded.model.config, "vocab_size", None) or len(loaded.tokenizer)
+        info = xgr.TokenizerInfo.from_huggingface(loaded.tokenizer, vocab_size=vocab)
+        _COMPILED[key] = (loaded.tokenizer, xgr.GrammarCompiler(info).compile_json_schema(key[1], any_whitespace=False))
+    compiled = _COMPILED[key][1]
     return lambda: {"logits_processor": [LogitsProcessor(compiled)]}

@@ -88,10 +88,11 @@ def adapt_sections(view: RunView) -> str:
                 "accuracy per condition")]
     names = list(summary["conditions"])
     out += ["<h2>Per passage</h2>", table(["#", "passage", "questions", *map(esc, names)], (
-        [str(r["index"]), esc(r["title"]), str(r["questions"] if isinstance(r["questions"], int) else len(r["questions"])),
+        [str(r["index"]), esc(r["title"]), str(r["questions"]),
          *[pct(r.get(n), 0) for n in names]] for r in summary["per_passage"]), numeric={0, 2, *range(3, 3 + len(names))})]
     out.append(passage_details(view))
-    timings = (view.json("summary.json") or {}).get("timings") if isinstance(view.json("summary.json"), dict) else None
+    finished = view.json("summary.json")
+    timings = finished.get("timings") if isinstance(finished, dict) else None
     if timings:
         out += ["<h2>Stage times</h2>", table(["stage", "seconds"], ([esc(k), f"{v:.1f}"] for k, v in timings.items()),
                                               numeric={1})]

@@ -5,14 +5,15 @@
 
 One run: its status (finished, running, or stopped before the end: the page shows what exists
 so far), the resolved config, and the sections of its command (seal.reporting.knowledge,
-.train, .continual). Several runs of one command: a comparison table first (each run a
+.train, .continual, .arc). Several runs of one command: a comparison table first (each run a
 column), then each run's sections. The page is written atomically; bad input (a directory
 that is not a run, runs of different commands) is one error line and writes nothing.
 """
 
 from __future__ import annotations
 
-from seal.reporting.continual import arc_sections, continual_results, continual_sections
+from seal.reporting.arc import arc_sections
+from seal.reporting.continual import continual_results, continual_sections
 from seal.reporting.html import esc, fold, page, pm, pre, table
 from seal.reporting.knowledge import adapt_sections, generate_sections, learn_sections, summary_of
 from seal.reporting.read import RunView, open_runs

@@ -35,6 +35,7 @@ class RunView:
             raise SealError(f"{config_path} is not a seal run config (no known command in it)")
         self.config_text = config_path.read_text(encoding="utf-8")
         self.notes: list[str] = []
+        self._records: dict[str, list[dict]] = {}
 
     @property
     def command(self) -> str:
@@ -56,6 +57,12 @@ class RunView:
         return self.path.name
 
     def records(self, relative: str) -> list[dict]:
+        """A JSONL file's whole records, read once per view (a page reads some files for several sections)."""
+        if relative not in self._records:
+            self._records[relative] = self._read_records(relative)
+        return [dict(r) for r in self._records[relative]]
+
+    def _read_records(self, relative: str) -> list[dict]:
         path = self.path / relative
         if not path.is_file():
             return []

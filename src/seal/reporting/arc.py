@@ -1,0 +1,61 @@
+"""The page sections of ARC evaluation runs: the success table (seal.report.summarise_arc) and per
+task its grids (when the task file is reachable from the run's config), each trial's recipe,
+status and voted attempts drawn as coloured cells.
+"""
+
+from __future__ import annotations
+
+from seal.report import summarise_arc
+from seal.reporting.html import esc, fold, grid, pm, pre, table
+from seal.reporting.read import RunView
+
+
+def _tasks(view: RunView) -> dict:
+    """The run's ARC tasks by id when its task file is reachable (else {}: only attempts are drawn)."""
+    try:
+        from seal.config import ArcConfig
+        from seal.config_load import from_dict
+        from seal.domains.arc.trials import load_tasks
+
+        return {t.id: t for t in load_tasks(from_dict(ArcConfig, view.config.get("arc", {})))}
+    except Exception:  # noqa: BLE001 - a missing or moved task file leaves the grids out, nothing else
+        return {}
+
+
+def arc_sections(view: RunView) -> str:
+    from seal.domains.arc.grids import format_grid
+
+    trials = view.records("trials.jsonl")
+    if not trials:
+        return "<p class=\"muted\">No trial has finished yet.</p>"
+    conditions = list(dict.fromkeys(t["condition"] for t in trials))
+    task_ids = list(dict.fromkeys(t["task_id"] for t in trials))
+    summary = summarise_arc(trials, conditions, task_ids, view.config.get("reference"))
+    rows = [[esc(c), pm(v["success_rate"], v["stderr"]),
+             pm(v["paired"]["mean"], v["paired"]["stderr"]) if v["paired"] else
+             ("reference" if c == summary["reference"] else "-"), str(v["tasks"]), str(v["trials"]),
+             esc(", ".join(f"{k} {n}" for k, n in sorted(v["statuses"].items())))]
+            for c, v in summary["conditions"].items()]
+    out = ["<h2>Results</h2>", table(["condition", "success ± s.e.", f"change vs {esc(summary['reference'])} (paired)",
+                                      "tasks", "trials", "statuses"], rows, numeric={1, 2, 3, 4}),
+           "<h2>Tasks</h2>"]
+    tasks = _tasks(view)
+    for tid in task_ids:
+        task = tasks.get(tid)
+        body = ""
+        if task is not None:
+            body += "<div>" + "".join(grid(format_grid(e.input), f"train {i} in") + grid(format_grid(e.output), f"train {i} out")
+                                      for i, e in enumerate(task.train)) + "</div>"
+            body += "<div>" + "".join(grid(format_grid(e.input), f"test {i} in") + grid(
+                format_grid(e.output) if e.output is not None else None, f"test {i} solution")
+                for i, e in enumerate(task.test)) + "</div>"
+        for t in (t for t in trials if t["task_id"] == tid):
+            head = (f"{esc(t['condition'])} · recipe {t['self_edit_index']}: "
+                    f"{'<span class=right>solved</span>' if t.get('solved') else '<span class=wrong>not solved</span>'}"
+                    f" ({esc(t['status'])})")
+            inner = pre(t["self_edit"]) if t.get("self_edit") else ""
+            inner += "".join("<div>" + "".join(grid(g, f"test {i} attempt {a}") for a, g in enumerate(attempts)) + "</div>"
+                             for i, attempts in enumerate(t.get("attempts") or []))
+            body += fold(head, inner)
+        out.append(fold(f"task {esc(tid)}", body))
+    return "".join(out)
