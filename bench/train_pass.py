@@ -90,28 +90,41 @@ def main() -> None:
     sizes = [int(r) for r in args.rows.split(",")]
     print(f"{mc.name} {args.dtype} {device}, {torch.get_num_threads()} threads; matmul peak {peak / 1e9:.1f} "
           f"GFLOP/s; {n_params / 1e6:.1f} M matmul parameters; {args.tokens} tokens per row")
-    multi = MultiLoRAEngine(loaded, InnerLoopConfig(), slots=max(sizes))
     vocab = model.get_output_embeddings().weight.shape[0]
-    rows_out = []
     for rows in sizes:
         ids = torch.randint(0, vocab, (rows, args.tokens), device=model.device)
         mask = torch.ones_like(ids)
-        for _ in range(2):
-            lora_pass(multi, model, ids, mask, device)
-        runs = [lora_pass(multi, model, ids, mask, device) for _ in range(args.repeats)]
-        lora = {k: min(r[k] for r in runs) for k in runs[0]}
+        multi = MultiLoRAEngine(loaded, InnerLoopConfig(), slots=max(sizes), fuse=True)
+        groups = {id(layer): layer.shared for _, _, layer in multi.layers}
+
+        def layout(fuse: bool) -> None:  # each projection's A alone, or q/k/v and gate/up in one matmul
+            for _, _, layer in multi.layers:
+                layer.shared = groups[id(layer)] if fuse else None
+
+        runs = {False: [], True: []}
+        for repeat in range(args.repeats + 2):  # alternated, so that drift in the machine hits both alike
+            for fuse in (False, True):
+                layout(fuse)
+                timing = lora_pass(multi, model, ids, mask, device)
+                if repeat >= 2:  # two warm-up passes each
+                    runs[fuse].append(timing)
+        with_lora = {f: {k: min(r[k] for r in rs) for k in rs[0]} for f, rs in runs.items()}
         with multi.disable_adapter():
             bare_runs = [bare_pass(model, ids, mask, device) for _ in range(args.repeats + 1)][1:]
-        bare = {k: min(r[k] for r in bare_runs) for k in bare_runs[0]}
+        multi.unload()
+        bare_total = sum(min(r[k] for r in bare_runs) for k in bare_runs[0])
         tokens = rows * args.tokens
-        total, bare_total = sum(lora.values()), sum(bare.values())
-        rows_out.append((rows, tokens, lora, total, bare_total))
-        print(f"rows {rows:4d}: pass {total:.3f} s = gather {lora['gather']:.3f} + forward {lora['forward']:.3f} + "
-              f"backward {lora['backward']:.3f} + adamw {lora['adamw']:.3f}; without LoRA {bare_total:.3f} s "
-              f"(ratio {total / bare_total:.2f}); {tokens / total:.0f} tokens/s; model FLOP/s "
-              f"{100 * 4 * n_params * tokens / total / peak:.1f} % of peak (without LoRA "
-              f"{100 * 4 * n_params * tokens / bare_total / peak:.1f} %)", flush=True)
+        for fuse, lora in with_lora.items():
+            total = sum(lora.values())
+            print(f"rows {rows:4d} {'fused A  ' if fuse else 'separate A'}: pass {total:.3f} s = gather "
+                  f"{lora['gather']:.3f} + forward {lora['forward']:.3f} + backward {lora['backward']:.3f} + adamw "
+                  f"{lora['adamw']:.3f}; without LoRA {bare_total:.3f} s (ratio {total / bare_total:.2f}); "
+                  f"{tokens / total:.0f} tokens/s; model FLOP/s {100 * 4 * n_params * tokens / total / peak:.1f} % "
+                  f"of peak (without LoRA {100 * 4 * n_params * tokens / bare_total / peak:.1f} %)", flush=True)
+        separate, fused = (sum(with_lora[f].values()) for f in (False, True))
+        print(f"rows {rows:4d}: fused / separate A: {separate / fused:.2f}x", flush=True)
 
+    multi = MultiLoRAEngine(loaded, InnerLoopConfig(), slots=max(sizes))
     rows = sizes[-1]
     ids = torch.randint(0, vocab, (rows, args.tokens), device=model.device)
     mask = torch.ones_like(ids)

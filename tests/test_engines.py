@@ -318,3 +318,54 @@ def test_a_kill_loses_at_most_the_group_in_flight(tiny, fast_inner, tmp_path, en
     engine.train = train
     records = run_logged(engine, domain, trials, log, desc=None)
     assert sorted(r["passage_index"] for r in records) == list(range(6))  # the rest, nothing repeated
+
+
+# --- projections that share an input compute their A products in one matmul ---------------------------------
+
+def test_fused_a_factors_train_the_same_adapters_as_separate_ones(tiny64, fast_inner):
+    cfg = dataclasses.replace(fast_inner, target_modules=["q_proj", "k_proj", "v_proj", "gate_proj", "up_proj"])
+    jobs = jobs_for(tiny64.tokenizer, cfg, 3)
+    separate = MultiLoRAEngine(tiny64, cfg, slots=3)
+    assert separate.shared_groups == 0
+    separate.train(jobs)
+    want = [separate.adapter_state(s) for s in range(3)]
+    separate.unload()
+    fused = MultiLoRAEngine(tiny64, cfg, slots=3, fuse=True)
+    layers = tiny64.model.config.num_hidden_layers
+    assert fused.shared_groups == 2 * layers  # q/k/v and gate/up of every block
+    fused.train(jobs)
+    assert all(layer.shared is not None and layer.shared.enabled for _, _, layer in fused.layers)  # it did fuse
+    for slot in range(3):
+        got = fused.adapter_state(slot)
+        for name in want[slot]:
+            torch.testing.assert_close(got[name], want[slot][name], rtol=1e-9, atol=1e-11, msg=name)
+    assert any(got[n].abs().sum() > 0 for n in got if "v_proj.lora_B" in n)
+
+
+def test_a_group_called_on_different_inputs_stops_fusing_and_stays_exact():
+    from seal.engines.multi_lora_layer import MultiLoRALinear, Router, share_inputs
+
+    torch.manual_seed(0)
+    router = Router()
+    parent = torch.nn.Module()
+    layers = [(parent, name, MultiLoRALinear(torch.nn.Linear(6, 5), 3, 2, 4.0, 0.0, router))
+              for name in ("q_proj", "k_proj")]
+    for _, _, layer in layers:
+        torch.nn.init.normal_(layer.lora_A)
+        torch.nn.init.normal_(layer.lora_B)
+    assert share_inputs(layers) == 1
+    q, k = layers[0][2], layers[1][2]
+    x = torch.randn(2, 4, 6)
+    router.rows = torch.tensor([0, 2])
+
+    def reference(layer, inp):
+        a, b = layer.lora_A[router.rows], layer.lora_B[router.rows]
+        return layer.base(inp) + layer.scaling * torch.bmm(torch.bmm(inp, a.transpose(1, 2)), b.transpose(1, 2))
+
+    torch.testing.assert_close(q(x), reference(q, x))  # one input for both: fused
+    torch.testing.assert_close(k(x), reference(k, x))
+    assert q.shared is not None and q.shared.enabled
+    torch.testing.assert_close(q(x), reference(q, x))
+    torch.testing.assert_close(k(2 * x), reference(k, 2 * x))  # k on another input: the group switches off
+    assert q.shared is None and k.shared is None
+    torch.testing.assert_close(q(x), reference(q, x))

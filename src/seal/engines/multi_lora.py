@@ -12,7 +12,9 @@ Each target `nn.Linear` becomes a `MultiLoRALinear` that holds the frozen base l
 stacked LoRA factors of every slot, A: [slots + 1, r, in] and B: [slots + 1, out, r]. A forward
 gathers each row's factors and adds `scaling * x A_row^T B_row^T` with two batched matmuls, so
 the base model's forward and backward are shared by all rows while every adapter gets only
-its own rows' gradients. The last slot stays at B = 0: rows routed there are the base model.
+its own rows' gradients (`seal.engines.multi_lora_layer`; with `fuse=True` projections that read
+one input, q/k/v and gate/up, compute their A products in one matmul). The last slot stays at B = 0: rows
+routed there are the base model.
 
 `MultiLoRAEngine.train` runs independent fine-tunes, one per job: its own seed (initialisation
 and data order), learning rate, epochs and loss mask, on the job schedule the single engine
@@ -31,7 +33,6 @@ import contextlib
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.adamw import adamw
 from seal.progress import bar
@@ -40,6 +41,7 @@ from seal.config import InnerLoopConfig
 from seal.engines.base import Job, TrainStats, group_by_budget, merge_adapter
 from seal.engines.schedule import (BETAS, EPS, check_finite, check_target_modules, clip_factors, init_generator,
                                    job_plan, lora_a_init, pad_batch, step_lr, target_losses)
+from seal.engines.multi_lora_layer import IDENTITY, MultiLoRALinear, Router, share_inputs
 from seal.errors import SealError
 from seal.models import LoadedModel
 
@@ -47,69 +49,10 @@ FUSED = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 4)
 """torch's fused AdamW kernel runs on the CPU from 2.4 on (and on CUDA); older versions use foreach."""
 
 
-IDENTITY = torch.empty(0, dtype=torch.long)
-"""Router rows meaning: row i of the batch uses adapter i of the active set, ungathered."""
-
-
-class Router:
-    """The adapter slot of each row of the next forward passes (None: adapters off), and while
-    training with dropout, each job's (dropout generator, rows, length) in row order."""
-
-    def __init__(self):
-        self.rows: torch.Tensor | None = None
-        self.dropout_segments: list[tuple[torch.Generator, int, int]] | None = None
-
-    def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
-        """Inverted dropout on x [batch, seq, in] with each job's rows masked from its own generator."""
-        if p == 0 or self.dropout_segments is None:
-            return x
-        masks = []
-        for generator, rows, length in self.dropout_segments:
-            keep = torch.empty(rows, length, x.shape[-1]).bernoulli_(1 - p, generator=generator)
-            masks.append(F.pad(keep, (0, 0, 0, x.shape[1] - length), value=1.0))
-        return x * torch.cat(masks).to(x.device, x.dtype) / (1 - p)
-
-
-class MultiLoRALinear(nn.Module):
-    """A frozen Linear plus `slots` LoRA adapters, picked per row by the shared router."""
-
-    def __init__(self, base: nn.Linear, slots: int, rank: int, alpha: float, dropout: float, router: Router):
-        super().__init__()
-        self.base, self.router, self.scaling = base, router, alpha / rank
-        device, dtype = base.weight.device, base.weight.dtype
-        # Half-precision bases keep float32 factors (as peft does), cast at use.
-        dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-        self.lora_A = nn.Parameter(torch.zeros(slots, rank, base.in_features, device=device, dtype=dtype))
-        self.lora_B = nn.Parameter(torch.zeros(slots, base.out_features, rank, device=device, dtype=dtype))
-        self.dropout = dropout
-        self.active: tuple[torch.Tensor, torch.Tensor] | None = None
-        """While training: leaf copies of the pass's slots; router rows then index into them."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.base(x)
-        rows = self.router.rows
-        if rows is None:
-            return out
-        source_a, source_b = self.active or (self.lora_A, self.lora_B)
-        if rows is IDENTITY:
-            a, b = source_a, source_b
-        else:
-            a = source_a.index_select(0, rows)  # [batch, r, in]
-            b = source_b.index_select(0, rows)  # [batch, out, r]
-        if a.shape[0] != x.shape[0]:
-            raise SealError(f"router has {a.shape[0]} rows for a batch of {x.shape[0]}")
-        h = (self.router.dropout(x, self.dropout) if self.training else x).to(a.dtype).reshape(x.shape[0], -1, x.shape[-1])
-        if out.dtype == a.dtype:  # out + scaling * (h A^T) B^T in one fused call
-            return torch.baddbmm(out.reshape(h.shape[0], h.shape[1], -1), torch.bmm(h, a.transpose(1, 2)),
-                                 b.transpose(1, 2), alpha=self.scaling).reshape(out.shape)
-        delta = torch.bmm(torch.bmm(h, a.transpose(1, 2)), b.transpose(1, 2)) * self.scaling
-        return out + delta.reshape(out.shape).to(out.dtype)
-
-
 class MultiLoRAEngine:
     """`slots` LoRA adapters installed on `loaded.model` (see the module docstring)."""
 
-    def __init__(self, loaded: LoadedModel, cfg: InnerLoopConfig, slots: int | None = None):
+    def __init__(self, loaded: LoadedModel, cfg: InnerLoopConfig, slots: int | None = None, fuse: bool = False):
         model = loaded.model
         check_target_modules(model, cfg.target_modules)
         self.loaded, self.model, self.cfg = loaded, model, cfg
@@ -129,6 +72,7 @@ class MultiLoRAEngine:
             self.layers.append((parent, name.rsplit(".", 1)[-1], wrapped))
         if not self.layers:
             raise SealError(f"none of the target modules {list(cfg.target_modules)} is in this model")
+        self.shared_groups = share_inputs(self.layers) if fuse else 0
         for p in model.parameters():  # the slots too: they train through per-pass leaf copies (`active`)
             p.requires_grad_(False)
         self.params = [p for _, _, layer in self.layers for p in (layer.lora_A, layer.lora_B)]
