@@ -64,13 +64,15 @@ def test_layers_import_only_downwards():
         if name.startswith("seal.executors"):  # run an engine's work; know no loop, command or concrete domain
             assert not any(t.startswith(("seal.loops", "seal.commands")) or
                            (t.startswith("seal.domains") and t != "seal.domains.base") for t in targets), name
+        if name.startswith("seal.backends"):  # decode text; know no engine, loop, domain or command
+            assert not any(t.startswith(("seal.engines", "seal.loops", "seal.domains", "seal.commands")) for t in targets), name
         if name.startswith("seal.reporting"):  # reads run directories; trains, samples and runs nothing
             assert not any(t.startswith(("seal.engines", "seal.loops", "seal.commands")) for t in targets), name
 
 
 def test_the_folders_show_the_architecture():
     assert {p.name for p in ROOT.iterdir() if p.is_dir() and p.name != "__pycache__"} == \
-        {"engines", "executors", "loops", "domains", "commands", "reporting"}
+        {"engines", "executors", "loops", "domains", "commands", "reporting", "backends"}
     for path in ROOT.rglob("*.py"):
         lines = len(path.read_text().splitlines())
         assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines"

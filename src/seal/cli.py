@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--model", dest="model.name", help="Hugging Face id or local path (default: embedded SmolLM2-135M-Instruct)")
         g.add_argument("--dtype", dest="model.dtype", choices=["auto", "float32", "bfloat16", "float16"])
         g.add_argument("--device", dest="model.device", help="cpu, cuda, cuda:N or auto")
+        g.add_argument("--backend", dest="model.backend", choices=["transformers", "vllm"],
+                       help="what generates self-edits and answers (vllm: the optional extra, seal.backends)")
         g = p.add_argument_group("data")
         g.add_argument("--data", dest="data.source", help="'fictional', a JSON file (grouped SEAL or SQuAD v1.1), or hf:NAME[:SPLIT]")
         g.add_argument("--num-passages", dest="data.num_passages", type=int)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from seal.config_arc import ArcConfig  # noqa: F401 (part of RunConfig; re-exported)
+from seal.config_vllm import VLLMConfig
 from seal.errors import SealError
 
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
@@ -38,10 +39,16 @@ class ModelConfig:
     """float32, bfloat16, float16, or auto (float32 on CPU, bfloat16 on CUDA)."""
     device: str = "auto"
     """cpu, cuda, cuda:N, or auto."""
+    backend: str = "transformers"
+    """What generates (self-edits, answers): transformers (generate) or vllm (the optional extra; seal.backends)."""
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
 
     def validate(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise SealError(f"model.dtype must be auto, float32, bfloat16 or float16, not {self.dtype!r}")
+        if self.backend not in ("transformers", "vllm"):
+            raise SealError(f"model.backend must be transformers or vllm, not {self.backend!r}")
+        self.vllm.validate()
 
 
 @dataclass

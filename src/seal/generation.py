@@ -1,4 +1,5 @@
-"""Batched generation with Hugging Face `generate`: sampled self-edits and greedy answers.
+"""Batched generation: sampled self-edits and greedy answers, with Hugging Face `generate` (the
+transformers backend) or, when the loaded model has one, its other backend (seal.backends: vLLM).
 
 Prompts are wrapped in the model's chat template when it has one, sorted by length so
 that each batch carries little padding (left padding, as decoder-only models need),
@@ -21,10 +22,17 @@ from seal.models import LoadedModel, format_prompt, stop_token_ids
 from seal.runs import RecordLog
 
 
+def encode_prompts(tokenizer, prompts: list[str], chat: bool = True) -> list[list[int]]:
+    """Token ids of each prompt: in the chat template when the model has one (and `chat`), else the raw text."""
+    chat = chat and bool(getattr(tokenizer, "chat_template", None))
+    texts = [format_prompt(tokenizer, p) if chat else p for p in prompts]
+    return [tokenizer(t, add_special_tokens=not chat)["input_ids"] for t in texts]
+
+
 def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 8,
              temperature: float = 0.0, top_p: float = 1.0, num_return_sequences: int = 1,
              seed: int = 0, desc: str | None = None, chat: bool = True,
-             stop: list[str] | None = None, on_batch=None, constraint=None) -> list[list[str]]:
+             stop: list[str] | None = None, on_batch=None, constraint=None, schema: dict | None = None) -> list[list[str]]:
     """`num_return_sequences` completions for each prompt (temperature 0 means greedy).
 
     `chat=False` sends the prompts as raw text (e.g. ARC grids, trained on without a template).
@@ -32,13 +40,21 @@ def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, ba
     an ARC grid); the text from the first stop string on is cut off. `on_batch(indices)` is
     called before each batch with the prompts' indices in it (e.g. to route rows to adapters).
     `constraint()` gives each batch's extra `model.generate` arguments that hold its completions to
-    a grammar (seal.structured).
+    a grammar (seal.structured); `schema` is a JSON schema every completion is held to (either backend).
+    A model with another backend (`loaded.backend`, seal.backends) decodes there, all prompts in one
+    call, unless rows are routed to in-memory adapters (`on_batch`).
     """
     tokenizer, model = loaded.tokenizer, loaded.model
-    chat = chat and bool(getattr(tokenizer, "chat_template", None))
-    texts = [format_prompt(tokenizer, p) if chat else p for p in prompts]
-    encoded = [tokenizer(t, add_special_tokens=not chat)["input_ids"] for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+    encoded = encode_prompts(tokenizer, prompts, chat)
+    backend = getattr(loaded, "backend", None)
+    if backend is not None and on_batch is None and constraint is None:
+        return backend.generate(encoded, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                n=num_return_sequences, seed=seed, stop=stop, schema=schema)
+    if schema is not None and constraint is None:
+        from seal.structured import json_schema_constraint
+
+        constraint = json_schema_constraint(loaded, schema)
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     results: list[list[str]] = [[] for _ in prompts]
     stops = stop_token_ids(tokenizer)
     sampling = temperature > 0
@@ -126,9 +142,7 @@ def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[
 
 def generate_constrained(loaded: LoadedModel, prompts: list[str], *, schema: dict, **kwargs) -> list[list[str]]:
     """`generate` with every completion held to the JSON `schema` (the grammar is compiled where the model is)."""
-    from seal.structured import json_schema_constraint
-
-    return generate(loaded, prompts, constraint=json_schema_constraint(loaded, schema), **kwargs)
+    return generate(loaded, prompts, schema=schema, **kwargs)
 
 
 def run_here(loaded: LoadedModel, fn, *args, keep: bool = True, **kwargs):

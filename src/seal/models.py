@@ -38,6 +38,8 @@ class LoadedModel:
     tokenizer: object
     device: torch.device
     name: str
+    backend: object = None
+    """What generates with this model besides transformers' `generate` (seal.backends; None: generate)."""
 
 
 def cache_dir() -> Path:
@@ -148,7 +150,12 @@ def load_model(config: ModelConfig) -> LoadedModel:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device)
     model.eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, device=device, name=config.name)
+    loaded = LoadedModel(model=model, tokenizer=tokenizer, device=device, name=config.name)
+    if config.backend != "transformers":
+        from seal.backends import attach_backend
+
+        attach_backend(loaded, config, str(path), stop_token_ids(tokenizer))
+    return loaded
 
 
 def format_prompt(tokenizer, text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from seal.config import RunConfig
+from seal.errors import SealError
 from seal.tracking import check_trackers
 
 
@@ -33,6 +34,7 @@ def check_before_run(config: RunConfig) -> None:
 
         check_conditions(config, passages_for(config))
     check_models(config)
+    check_backend_fits(config)
     check_trackers(config.log_to)
     if config.executor.kind == "ray":
         from seal.executors.ray_pool import check_ray
@@ -57,3 +59,18 @@ def check_models(config: RunConfig) -> None:
         EndpointJudge(inner.judge_model, inner.judge_url).check()
     elif inner.grader == "judge" and inner.judge_model != "local":
         check_model(inner.judge_model)
+
+
+def check_backend_fits(config: RunConfig) -> None:
+    """vLLM reads the model's files: commands that change the model in memory between answers cannot use it."""
+    if config.model.backend != "vllm":
+        return
+    if config.command in ("continual", "learn"):
+        raise SealError(f"seal {config.command} merges adapters into the model in memory between answers; "
+                        "run it with --backend transformers")
+    if config.inner.rank > config.model.vllm.max_lora_rank:
+        raise SealError(f"inner.rank {config.inner.rank} is above model.vllm.max_lora_rank "
+                        f"{config.model.vllm.max_lora_rank}")
+    from seal.backends.vllm import check_vllm
+
+    check_vllm()

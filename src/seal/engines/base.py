@@ -51,6 +51,28 @@ def merge_adapter(model: nn.Module, state: dict[str, torch.Tensor], scaling: flo
         module.weight.add_(delta.to(module.weight.device, module.weight.dtype))
 
 
+def answer_with_backend(engine, prompts: list[str], slots: list[int | None], *, max_new_tokens, chat: bool = True,
+                        stop: list[str] | None = None) -> list[str]:
+    """An engine's `answer` through its model's backend: each used slot's adapter handed over once."""
+    from seal.generation import encode_prompts
+
+    backend = engine.loaded.backend
+    handles = {s: backend.adapter(engine.adapter_state(s), engine.cfg.rank, engine.cfg.alpha)
+               for s in sorted({s for s in slots if s is not None})}
+    encoded = encode_prompts(engine.loaded.tokenizer, prompts, chat)
+    out = [""] * len(prompts)
+    try:
+        for budget, indices in group_by_budget(max_new_tokens, len(prompts)).items():
+            texts = backend.generate([encoded[i] for i in indices], max_new_tokens=budget, stop=stop,
+                                     adapters=[None if slots[i] is None else handles[slots[i]] for i in indices])
+            for i, text in zip(indices, texts):
+                out[i] = text[0]
+    finally:
+        for handle in handles.values():
+            backend.drop(handle)
+    return out
+
+
 class NonFiniteLoss(SealError):
     """The training loss became NaN or infinite (usually a learning rate far too high)."""
 

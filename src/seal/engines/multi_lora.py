@@ -38,7 +38,7 @@ from torch.optim.adamw import adamw
 from seal.progress import bar
 
 from seal.config import InnerLoopConfig
-from seal.engines.base import Job, TrainStats, group_by_budget, merge_adapter
+from seal.engines.base import Job, TrainStats, answer_with_backend, group_by_budget, merge_adapter
 from seal.engines.schedule import (BETAS, EPS, check_finite, check_target_modules, clip_factors, init_generator,
                                    job_plan, lora_a_init, pad_batch, step_lr, target_losses)
 from seal.engines.multi_lora_layer import IDENTITY, MultiLoRALinear, Router, share_inputs
@@ -142,6 +142,8 @@ class MultiLoRAEngine:
 
         if len(adapters) != len(prompts):
             raise SealError(f"{len(adapters)} adapters for {len(prompts)} prompts")
+        if self.loaded.backend is not None:  # e.g. vLLM: one LoRARequest per row (seal.backends)
+            return answer_with_backend(self, prompts, adapters, max_new_tokens=max_new_tokens, chat=chat, stop=stop)
         out: list[str] = [""] * len(prompts)
         for budget, indices in group_by_budget(max_new_tokens, len(prompts)).items():
             def route(batch, indices=indices):

@@ -28,7 +28,7 @@ from torch import nn
 from seal.progress import bar
 
 from seal.config import InnerLoopConfig
-from seal.engines.base import Job, TrainStats, group_by_budget
+from seal.engines.base import Job, TrainStats, answer_with_backend, group_by_budget
 from seal.engines.schedule import (BETAS, EPS, check_finite, check_target_modules, clip_factors, init_generator,
                                    job_plan, lora_a_init, pad_batch, step_lr, target_losses)
 from seal.errors import SealError
@@ -134,6 +134,8 @@ class PeftEngine:
             raise SealError(f"{len(adapters)} adapters for {len(prompts)} prompts")
         if any(a not in (None, 0) for a in adapters):
             raise SealError("the single engine holds one adapter (slot 0)")
+        if self.loaded.backend is not None:  # e.g. vLLM: the adapter as a LoRARequest (seal.backends)
+            return answer_with_backend(self, prompts, adapters, max_new_tokens=max_new_tokens, chat=chat, stop=stop)
         out: list[str] = [""] * len(prompts)
         for budget, indices in group_by_budget(max_new_tokens, len(prompts)).items():
             for adapter in (None, 0):
