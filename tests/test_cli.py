@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -289,3 +290,16 @@ def test_compare_with_adds_a_paired_column_per_row(tmp_path, capsys, tiny_model_
                                  "--compare-with", "model", *tiny_flags(tiny_model_path, tmp_path / "r2")])
     assert code == 2
     assert_one_clear_line(err, "reference 'model' is not one of the rows")
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--backend", "vllm", "--rank", "64"], "inner.rank 64 is above model.vllm.max_lora_rank 32"),
+    pytest.param(["--backend", "vllm"], "model.backend vllm needs vLLM: pip install",
+                 marks=pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed")),
+])
+def test_backend_vllm_that_cannot_run_is_one_line_before_the_run(tmp_path, capsys, tiny_model_path, flags, needle):
+    runs = tmp_path / "r"
+    code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path), *tiny_flags(tiny_model_path, runs), *flags])
+    assert code == 2
+    assert_one_clear_line(err, needle)
+    assert not runs.exists() or not any(runs.iterdir())

@@ -30,7 +30,7 @@ QUESTIONS = ["What is the capital of France?", "Name a primary colour.", "What i
 def loaded():
     model = load_model(ModelConfig(backend="vllm", device="cpu", dtype="float32",
                                    vllm=VLLMConfig(max_loras=4, max_lora_rank=8, max_model_len=1024,
-                                                   cpu_kv_cache_gb=1)))
+                                                   cpu_kv_cache_gb=1, adapters="vllm")))
     yield model
     model.backend.close()
 

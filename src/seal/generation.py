@@ -32,7 +32,8 @@ def encode_prompts(tokenizer, prompts: list[str], chat: bool = True) -> list[lis
 def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 8,
              temperature: float = 0.0, top_p: float = 1.0, num_return_sequences: int = 1,
              seed: int = 0, desc: str | None = None, chat: bool = True,
-             stop: list[str] | None = None, on_batch=None, constraint=None, schema: dict | None = None) -> list[list[str]]:
+             stop: list[str] | None = None, on_batch=None, constraint=None, schema: dict | None = None,
+             local: bool = False) -> list[list[str]]:
     """`num_return_sequences` completions for each prompt (temperature 0 means greedy).
 
     `chat=False` sends the prompts as raw text (e.g. ARC grids, trained on without a template).
@@ -42,12 +43,12 @@ def generate(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, ba
     `constraint()` gives each batch's extra `model.generate` arguments that hold its completions to
     a grammar (seal.structured); `schema` is a JSON schema every completion is held to (either backend).
     A model with another backend (`loaded.backend`, seal.backends) decodes there, all prompts in one
-    call, unless rows are routed to in-memory adapters (`on_batch`).
+    call, unless `local`: the model in this process as it is now (e.g. with an engine's adapters on).
     """
     tokenizer, model = loaded.tokenizer, loaded.model
     encoded = encode_prompts(tokenizer, prompts, chat)
     backend = getattr(loaded, "backend", None)
-    if backend is not None and on_batch is None and constraint is None:
+    if backend is not None and not local and on_batch is None and constraint is None:
         return backend.generate(encoded, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                 n=num_return_sequences, seed=seed, stop=stop, schema=schema)
     if schema is not None and constraint is None:
@@ -98,10 +99,10 @@ def _cut(text: str, stop: list[str]) -> str:
 
 
 def greedy_answers(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: int, batch_size: int = 16,
-                   chat: bool = True, stop: list[str] | None = None) -> list[str]:
+                   chat: bool = True, stop: list[str] | None = None, local: bool = False) -> list[str]:
     """One greedy completion per prompt."""
     return [c[0] for c in generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, chat=chat,
-                                   stop=stop)]
+                                   stop=stop, local=local)]
 
 
 def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[str], sampling: SamplingConfig, *,

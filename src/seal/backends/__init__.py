@@ -24,6 +24,9 @@ from typing import Protocol
 
 
 class Backend(Protocol):
+    answers_with_adapters: bool
+    """Whether engines answer through `adapter` + `generate` (else with their own routed rows and transformers)."""
+
     def generate(self, encoded: list[list[int]], *, max_new_tokens: int, temperature: float = 0.0,
                  top_p: float = 1.0, n: int = 1, seed: int = 0, stop: list[str] | None = None,
                  schema: dict | None = None, adapters: list | None = None) -> list[list[str]]:

@@ -47,6 +47,8 @@ class VLLMBackend:
         self.device = loaded.device.type
         self.dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
         self.cfg = config.vllm
+        self.answers_with_adapters = self.cfg.adapters == "vllm" or (self.cfg.adapters == "auto" and self.device == "cuda")
+        """Whether engines hand their adapters here (model.vllm.adapters) or answer with their own rows."""
         self.stops = stop_ids
         self._llm = None
         self._ids = itertools.count(1)
@@ -60,7 +62,12 @@ class VLLMBackend:
 
             if self.device == "cpu":
                 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(self.cfg.cpu_kv_cache_gb))))
-            extra = {"gpu_memory_utilization": self.cfg.gpu_memory_utilization} if self.device == "cuda" else {}
+            if self.device == "cuda":
+                extra = {"gpu_memory_utilization": self.cfg.gpu_memory_utilization}
+            else:  # vLLM 0.32 on CPU: a seeded request whose prompt is prefilled in chunks rewinds its random
+                # generator, which CPU generators cannot ("does not use offset"); prefill prompts whole
+                extra = {"enable_chunked_prefill": False,
+                         "max_num_batched_tokens": max(self.cfg.max_model_len, 8192)}
             self._llm = LLM(model=self.path, tokenizer=self.path, dtype=self.dtype, seed=0, enable_lora=True,
                             max_loras=self.cfg.max_loras, max_lora_rank=self.cfg.max_lora_rank,
                             max_model_len=self.cfg.max_model_len, max_num_seqs=self.cfg.max_num_seqs,

@@ -142,7 +142,7 @@ class MultiLoRAEngine:
 
         if len(adapters) != len(prompts):
             raise SealError(f"{len(adapters)} adapters for {len(prompts)} prompts")
-        if self.loaded.backend is not None:  # e.g. vLLM: one LoRARequest per row (seal.backends)
+        if self.loaded.backend is not None and self.loaded.backend.answers_with_adapters:  # e.g. vLLM: one LoRARequest per row (seal.backends)
             return answer_with_backend(self, prompts, adapters, max_new_tokens=max_new_tokens, chat=chat, stop=stop)
         out: list[str] = [""] * len(prompts)
         for budget, indices in group_by_budget(max_new_tokens, len(prompts)).items():
@@ -153,7 +153,7 @@ class MultiLoRAEngine:
 
             try:
                 texts = generate(self.loaded, [prompts[i] for i in indices], max_new_tokens=budget,
-                                 batch_size=batch_size, chat=chat, stop=stop, on_batch=route)
+                                 batch_size=batch_size, chat=chat, stop=stop, on_batch=route, local=True)
             finally:
                 self.router.rows = None
             for i, text in zip(indices, texts):

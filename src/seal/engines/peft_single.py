@@ -134,7 +134,7 @@ class PeftEngine:
             raise SealError(f"{len(adapters)} adapters for {len(prompts)} prompts")
         if any(a not in (None, 0) for a in adapters):
             raise SealError("the single engine holds one adapter (slot 0)")
-        if self.loaded.backend is not None:  # e.g. vLLM: the adapter as a LoRARequest (seal.backends)
+        if self.loaded.backend is not None and self.loaded.backend.answers_with_adapters:  # e.g. vLLM: the adapter as a LoRARequest (seal.backends)
             return answer_with_backend(self, prompts, adapters, max_new_tokens=max_new_tokens, chat=chat, stop=stop)
         out: list[str] = [""] * len(prompts)
         for budget, indices in group_by_budget(max_new_tokens, len(prompts)).items():
@@ -144,7 +144,7 @@ class PeftEngine:
                     continue
                 with self.disable_adapter() if adapter is None else contextlib.nullcontext():
                     texts = greedy_answers(self.loaded, [prompts[i] for i in rows], max_new_tokens=budget,
-                                           batch_size=batch_size, chat=chat, stop=stop)
+                                           batch_size=batch_size, chat=chat, stop=stop, local=True)
                 for i, text in zip(rows, texts):
                     out[i] = text
         return out
