@@ -1,4 +1,4 @@
-"""Helpers the benchmarks share: device synchronisation and the dense matmul peak that MFU figures divide by."""
+"""Helpers the benchmarks share: device synchronisation, timing, and the dense matmul peak that MFU figures divide by."""
 
 from __future__ import annotations
 
@@ -11,6 +11,15 @@ def sync(device: str) -> None:
     """Wait for queued GPU work, so that a wall-clock reading covers it (a no-op on CPU)."""
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def timed(device: str, fn):
+    """`fn()` and its wall-clock seconds, with the device's queued work inside the reading."""
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return out, time.perf_counter() - start
 
 
 def matmul_peak(device: str, dtype: torch.dtype, seconds: float = 3.0) -> float:

@@ -28,12 +28,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import torch
 
-from flops import matmul_peak, sync
+from flops import matmul_peak, timed
 from inner_loop import PeakRSS, matmul_params, trial_paper_way
 from seal.config import InnerLoopConfig, SFTConfig
 from seal.domains.base import Trial
@@ -108,14 +107,6 @@ class Peak:
         else:
             self._rss.__exit__(*exc)
             self.gb = self._rss.peak / 2 ** 30
-
-
-def timed(device: str, fn):
-    sync(device)
-    start = time.perf_counter()
-    out = fn()
-    sync(device)
-    return out, time.perf_counter() - start
 
 
 def main() -> None:

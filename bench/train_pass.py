@@ -17,24 +17,15 @@ layer's log-softmax (memory-bound: a vocabulary-wide row per target token) is pr
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
 
-from flops import matmul_peak, sync
+from flops import matmul_peak, timed
 from seal.config import InnerLoopConfig, ModelConfig
 from seal.models import load_model
 from seal.engines.multi_lora import MultiLoRAEngine
 from seal.engines.schedule import target_losses
-
-
-def timed(device: str, fn):
-    sync(device)
-    start = time.perf_counter()
-    out = fn()
-    sync(device)
-    return out, time.perf_counter() - start
 
 
 def lora_pass(multi: MultiLoRAEngine, model, ids, mask, device) -> dict[str, float]:

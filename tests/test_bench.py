@@ -39,3 +39,18 @@ def test_arc_bench_on_a_tiny_model(tiny_model_path, tmp_path, monkeypatch):
     figures = json.loads(out.read_text())
     assert len(figures["tasks"]) == 2 and figures["single"]["steps"] == figures["batched"]["steps"] > 0
     assert figures["same_attempts"] == 2 and figures["batched/single"] > 0
+
+
+def test_round_bench_shapes_are_the_published_models(monkeypatch):
+    """bench/round.py builds its random models from shapes written in the script: they must have the real sizes."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    shapes = runpy.run_path(str(BENCH.parent / "round.py"))["SHAPES"]
+    published = {"qwen2.5-7b": 7.62e9, "smollm2-135m": 134.5e6}  # parameters, from the models' cards
+    for name, total in published.items():
+        spec = dict(shapes[name])
+        with torch.device("meta"):  # no memory: only the parameter shapes
+            model = AutoModelForCausalLM.from_config(AutoConfig.for_model(spec.pop("model_type"), **spec))
+        assert abs(sum(p.numel() for p in model.parameters()) - total) < 0.01 * total, name
