@@ -166,6 +166,7 @@ def main() -> None:
         multi = MultiLoRAEngine(loaded, cfg)
         records, seconds = timed(args.device, lambda: dict(run_trials(multi, KnowledgeTrials(loaded.tokenizer, cfg,
                                                                                                 grader), trials, desc=None)))
+        figures["fitted_pass_tokens"] = multi.fitted_pass_tokens  # GPU: from free memory (a probe pass)
         multi.unload()
     trained = sum(r["train"]["tokens"] for r in records.values() if r.get("train"))
     train_s = sum(r["timings"]["train_s"] for r in records.values())
@@ -198,7 +199,8 @@ def main() -> None:
             figures[f"c/{ref_key}"] = ratio
             print(f"c/{ref_key}: {ratio:.2f}x in trials per minute")
     print(f"(c) training MFU {100 * ways['c']['train_mfu']:.1f} % of the measured matmul peak "
-          f"({trained} trained tokens in {train_s:.1f} s); SFT peak {figures['sft_peak_gb']:.1f} GB")
+          f"({trained} trained tokens in {train_s:.1f} s); SFT peak {figures['sft_peak_gb']:.1f} GB; "
+          f"pass size fitted to free memory: {figures['fitted_pass_tokens']} tokens")
     figures["ways"] = ways
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=1))

@@ -369,3 +369,20 @@ def test_a_group_called_on_different_inputs_stops_fusing_and_stays_exact():
     torch.testing.assert_close(k(2 * x), reference(k, 2 * x))  # k on another input: the group switches off
     assert q.shared is None and k.shared is None
     torch.testing.assert_close(q(x), reference(q, x))
+
+
+def test_pass_size_is_fitted_to_free_memory_by_a_probe_that_changes_nothing(tiny, fast_inner):
+    multi = MultiLoRAEngine(tiny, fast_inner, slots=2)
+    multi.train(jobs_for(tiny.tokenizer, fast_inner, 2))
+    before = [multi.adapter_state(s) for s in range(2)]
+    calls = []
+    # a probe of 2 rows x 256 tokens that peaks 512 KiB above its start, with 1 GiB free: 1 KiB a token
+    memory = (lambda: calls.append("start") or 10 * 2 ** 20, lambda: 10 * 2 ** 20 + 512 * 2 ** 10, lambda: 2 ** 30)
+    fitted = multi.fit_pass_tokens(memory, share=0.5, probe_len=256)
+    assert calls == ["start"]
+    assert fitted == 2 ** 19  # half of 1 GiB over 1 KiB a token
+    assert multi.fit_pass_tokens((memory[0], memory[1], lambda: 2 ** 20)) == fast_inner.pass_tokens  # never below
+    for slot, want in enumerate(before):  # the probe took no optimiser step
+        for name, tensor in multi.adapter_state(slot).items():
+            assert torch.equal(tensor, want[name]), name
+    assert all(layer.active is None for _, _, layer in multi.layers) and not multi.model.training

@@ -66,6 +66,8 @@ def test_batched_bf16_answers_route_each_row_to_its_adapter(tiny_model_path, fas
     loaded = bf16(tiny_model_path)
     multi = MultiLoRAEngine(loaded, fast_inner, slots=2)
     multi.train(jobs_for(loaded.tokenizer, fast_inner, 2))
+    if DEVICE == "cuda":  # the pass size was fitted to free memory (a probe pass), never below the config's
+        assert multi.fitted_pass_tokens >= fast_inner.pass_tokens
     prompts = ["Where is Brask Mill?"] * 3
     together = multi.answer(prompts, [0, 1, None], max_new_tokens=8)
     alone = [multi.answer(prompts[:1], [slot], max_new_tokens=8)[0] for slot in (0, 1, None)]

@@ -138,6 +138,8 @@ class InnerLoopConfig:
     """batched engine: trials trained at once (each holds its LoRA factors and AdamW state)."""
     pass_tokens: int = 2048
     """batched engine: the memory cap of a training pass, in padded tokens (activations grow with it)."""
+    pass_tokens_from_memory: bool = True
+    """batched engine on a GPU: raise the cap to what 70 % of free memory holds (measured by a probe pass)."""
     grader: str = "contains"
     """contains (gold answer contained in the answer), exact, f1, or judge."""
     judge_model: str | None = None

@@ -20,7 +20,7 @@ routed there are the base model.
 and data order), learning rate, epochs and loss mask, on the job schedule the single engine
 follows too (`seal.engines.schedule`; `tests/test_engines.py` checks the weights agree). Each
 pass takes the next optimiser step of as many jobs as fit in `pass_tokens` padded tokens (the
-memory cap), jobs sorted by length so rows of a pass are alike, and logits are computed only
+memory cap; on a GPU raised to what free memory holds, measured once by a probe pass), jobs sorted by length so rows of a pass are alike, and logits are computed only
 where a loss is taken. With `inner.dropout` > 0 each job's dropout masks are drawn from its own
 generator (seeded by the job's seed) at its own rows and length, so a job's adapter does not
 depend on which jobs share its passes; they are not the masks peft draws, so the two engines
@@ -81,6 +81,8 @@ class MultiLoRAEngine:
         self.device = self.params[0].device
         self.steps = [[torch.zeros((), dtype=torch.float32, device=self.device) for _ in self.params]
                       for _ in range(self.slots + 1)]
+        self.fitted_pass_tokens: int | None = None
+        """On a GPU: the pass size fitted to free memory at the first `train` (inner.pass_tokens_from_memory)."""
         model.eval()
 
     # --- adapters -------------------------------------------------------------------------------
@@ -185,6 +187,10 @@ class MultiLoRAEngine:
         """
         if len(jobs) > self.slots:
             raise SealError(f"{len(jobs)} jobs for {self.slots} adapter slots")
+        if pass_tokens is None and self.device.type == "cuda" and self.cfg.pass_tokens_from_memory:
+            if self.fitted_pass_tokens is None:
+                self.fitted_pass_tokens = self.fit_pass_tokens()
+            pass_tokens = self.fitted_pass_tokens
         pass_tokens = pass_tokens or self.cfg.pass_tokens
         pad_id = self.loaded.tokenizer.pad_token_id
         cfg = self.cfg
@@ -239,6 +245,35 @@ class MultiLoRAEngine:
         for s in stats:  # wall time shared out by trained tokens
             s.seconds = seconds * s.tokens / all_tokens
         return stats
+
+    def fit_pass_tokens(self, memory=None, share: float = 0.7, probe_rows: int = 2, probe_len: int = 256) -> int:
+        """The padded tokens a training pass may hold on this GPU: `share` of its free memory over the
+        bytes one token of a pass costs, measured by a probe pass (forward and backward on random
+        tokens through two leaf copies of slots; no optimiser step, so no adapter changes). Never
+        below `inner.pass_tokens`. `memory`: (start, peak, free) byte readers (default torch.cuda's)."""
+        if memory is None:
+            memory = (lambda: (torch.cuda.reset_peak_memory_stats(), torch.cuda.memory_allocated())[1],
+                      torch.cuda.max_memory_allocated, lambda: torch.cuda.mem_get_info()[0])
+        start, peak, free = memory
+        length = min(probe_len, self.cfg.max_seq_len)
+        vocab = self.model.get_input_embeddings().weight.shape[0]
+        ids = torch.randint(0, vocab, (probe_rows, length), device=self.device)
+        slots = torch.arange(probe_rows, device=self.device) % self.slots
+        before = start()
+        for _, _, layer in self.layers:
+            layer.active = (layer.lora_A.detach().index_select(0, slots).requires_grad_(),
+                            layer.lora_B.detach().index_select(0, slots).requires_grad_())
+        try:
+            self.model.train()
+            with self.route(None):
+                losses, _ = target_losses(self.model, ids, torch.ones_like(ids), ids)
+            losses.sum().backward()
+            per_token = max(peak() - before, 1) / (probe_rows * length)
+        finally:
+            self.model.eval()
+            for _, _, layer in self.layers:
+                layer.active = None
+        return max(self.cfg.pass_tokens, int(share * free() / per_token))
 
     def _train_pass(self, jobs, group, rows_per_job, pad_id, lrs) -> list[tuple[float, int, int]]:
         """One forward/backward over the rows of `group` and one AdamW step per job; (loss, targets, tokens) per job."""
