@@ -158,3 +158,19 @@ def test_a_resumed_run_continues_the_step_counters(tmp_path):
     relay(tmp_path / "round-0" / "round.json", {"round": 0, "mean_reward": 0.3, "kept": 2, "sft": None})
     assert sent[0] == (3, {"trial/accuracy": 0.25, "trial/data/accuracy": 0.25, "trial/train_s": 1.0})
     assert sent[1] == (0, {"round/mean_reward": 0.3, "round/kept": 2.0})
+
+
+def test_a_stream_kept_past_the_run_writes_to_the_terminal_only(tmp_path, capsys):
+    """A logging handler made during a run (vLLM's) holds the run's stderr and writes at exit, after the log closed."""
+    import logging
+    import sys
+
+    from seal.progress import log_to_file
+
+    log = tmp_path / "log.txt"
+    with log_to_file(log):
+        handler = logging.StreamHandler(sys.stderr)
+        print("during the run", file=sys.stderr)
+    handler.stream.write("after the run\n")  # no ValueError: I/O operation on closed file
+    assert "after the run" in capsys.readouterr().err
+    assert log.read_text() == "during the run\n"

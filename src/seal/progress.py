@@ -42,6 +42,8 @@ class _Tee:
 
     def write(self, text: str) -> int:
         self.stream.write(text)
+        if self.log.closed:  # kept past the run by someone (a logging handler made during it): the stream alone
+            return len(text)
         self.line += text
         if "\n" in self.line:
             *done, self.line = self.line.split("\n")
