@@ -32,12 +32,7 @@ def lora_pass(multi: MultiLoRAEngine, model, ids, mask, device) -> dict[str, flo
     slots = torch.arange(ids.shape[0], device=ids.device)
     out = {}
 
-    def gather():
-        for _, _, layer in multi.layers:
-            layer.active = (layer.lora_A.detach().index_select(0, slots).requires_grad_(),
-                            layer.lora_B.detach().index_select(0, slots).requires_grad_())
-
-    _, out["gather"] = timed(device, gather)
+    _, out["gather"] = timed(device, lambda: multi.activate(slots))
     with multi.route(None):
         (losses, _), out["forward"] = timed(device, lambda: target_losses(model, ids, mask, ids))
     _, out["backward"] = timed(device, lambda: losses.sum().backward())

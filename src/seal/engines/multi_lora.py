@@ -246,6 +246,13 @@ class MultiLoRAEngine:
             s.seconds = seconds * s.tokens / all_tokens
         return stats
 
+    def activate(self, slots: torch.Tensor) -> None:
+        """Gradients only for these slots' adapters: leaf copies of them (`layer.active`), rows of the
+        next passes in their order; a training pass writes them back after its step."""
+        for _, _, layer in self.layers:
+            layer.active = (layer.lora_A.detach().index_select(0, slots).requires_grad_(),
+                            layer.lora_B.detach().index_select(0, slots).requires_grad_())
+
     def fit_pass_tokens(self, memory=None, share: float = 0.7, probe_rows: int = 2, probe_len: int = 256) -> int:
         """The padded tokens a training pass may hold on this GPU: `share` of its free memory over the
         bytes one token of a pass costs, measured by a probe pass (forward and backward on random
@@ -260,9 +267,7 @@ class MultiLoRAEngine:
         ids = torch.randint(0, vocab, (probe_rows, length), device=self.device)
         slots = torch.arange(probe_rows, device=self.device) % self.slots
         before = start()
-        for _, _, layer in self.layers:
-            layer.active = (layer.lora_A.detach().index_select(0, slots).requires_grad_(),
-                            layer.lora_B.detach().index_select(0, slots).requires_grad_())
+        self.activate(slots)
         try:
             self.model.train()
             with self.route(None):
@@ -288,10 +293,7 @@ class MultiLoRAEngine:
         input_ids, mask, labels = pad_batch(sequences, targets, pad_id, device)
         owner = torch.tensor(owners, device=device)
         slots = torch.tensor(group, device=device)
-        # Gradients only for this pass's adapters: leaf copies of their slots, written back after the step.
-        for _, _, layer in self.layers:
-            layer.active = (layer.lora_A.detach().index_select(0, slots).requires_grad_(),
-                            layer.lora_B.detach().index_select(0, slots).requires_grad_())
+        self.activate(slots)
         try:
             # row -> position of its job in the pass; one row per job (batch size 1) needs no gather
             self.router.dropout_segments = segments if self.cfg.dropout > 0 else None
