@@ -172,6 +172,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--adapters-per-pass", type=int, default=None, help="(c): default all trials at once")
     ap.add_argument("--pass-tokens", type=int, default=4096)
+    ap.add_argument("--compile", action="store_true", help="(c) with its model's blocks compiled (inner.compile)")
     ap.add_argument("--max-grad-norm", type=float, default=None, help="gradient clipping for all paths (default none)")
     ap.add_argument("--reference-trials", type=int, default=None,
                     help="(a) and (b) on only this many of the trials, spread evenly (they run one trial at a time, "
@@ -237,7 +238,7 @@ def main() -> None:
         stages = dict.fromkeys(("setup", "train", "baseline", "eval"), 0.0)
         with PeakRSS() as mem:
             start = time.perf_counter()
-            multi = MultiLoRAEngine(loaded, cfg)
+            multi = MultiLoRAEngine(loaded, dataclasses.replace(cfg, compile=args.compile))
             stages["setup"] = time.perf_counter() - start
             t = time.perf_counter()
             prompts = [question_prompt(q.question, p.title) for p in passages for q in p.questions]

@@ -17,6 +17,7 @@ layer's log-softmax (memory-bound: a vocabulary-wide row per target token) is pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -24,16 +25,17 @@ import torch.nn.functional as F
 from flops import matmul_peak, timed
 from seal.config import InnerLoopConfig, ModelConfig
 from seal.models import load_model
+from seal.engines.compiled import CompiledBlocks
 from seal.engines.multi_lora import MultiLoRAEngine
 from seal.engines.schedule import target_losses
 
 
-def lora_pass(multi: MultiLoRAEngine, model, ids, mask, device) -> dict[str, float]:
+def lora_pass(multi: MultiLoRAEngine, model, ids, mask, device, compiled: CompiledBlocks | None = None) -> dict[str, float]:
     slots = torch.arange(ids.shape[0], device=ids.device)
     out = {}
 
     _, out["gather"] = timed(device, lambda: multi.activate(slots))
-    with multi.route(None):
+    with multi.route(None), (compiled.active() if compiled else contextlib.nullcontext()):
         (losses, _), out["forward"] = timed(device, lambda: target_losses(model, ids, mask, ids))
     _, out["backward"] = timed(device, lambda: losses.sum().backward())
     lrs = torch.full((ids.shape[0],), 1e-3, dtype=torch.float64)
@@ -66,6 +68,8 @@ def main() -> None:
     ap.add_argument("--rows", default="1,8,32", help="pass sizes: rows (adapters) per pass")
     ap.add_argument("--tokens", type=int, default=40, help="tokens per row")
     ap.add_argument("--repeats", type=int, default=3, help="timed passes per size, after 2 warm-up passes")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time the pass with the model's blocks compiled (inner.compile; separate A)")
     args = ap.parse_args()
 
     mc = ModelConfig(device=args.device, dtype=args.dtype, **({"name": args.model} if args.model else {}))
@@ -77,6 +81,7 @@ def main() -> None:
     print(f"{mc.name} {args.dtype} {device}, {torch.get_num_threads()} threads; matmul peak {peak / 1e9:.1f} "
           f"GFLOP/s; {n_params / 1e6:.1f} M matmul parameters; {args.tokens} tokens per row")
     vocab = model.get_output_embeddings().weight.shape[0]
+    compiled = CompiledBlocks(model) if args.compile else None  # one compiled graph for every size (dynamic shapes)
     for rows in sizes:
         ids = torch.randint(0, vocab, (rows, args.tokens), device=model.device)
         mask = torch.ones_like(ids)
@@ -87,28 +92,35 @@ def main() -> None:
             for _, _, layer in multi.layers:
                 layer.shared = groups[id(layer)] if fuse else None
 
-        runs = {False: [], True: []}
-        for repeat in range(args.repeats + 2):  # alternated, so that drift in the machine hits both alike
-            for fuse in (False, True):
-                layout(fuse)
-                timing = lora_pass(multi, model, ids, mask, device)
-                if repeat >= 2:  # two warm-up passes each
-                    runs[fuse].append(timing)
-        with_lora = {f: {k: min(r[k] for r in rs) for k in rs[0]} for f, rs in runs.items()}
+        variants = ["separate A", "fused A"] + (["compiled"] if args.compile else [])
+        runs = {v: [] for v in variants}
+        for repeat in range(args.repeats + 2):  # alternated, so that drift in the machine hits all alike
+            for variant in variants:
+                layout(variant == "fused A")
+                timing = lora_pass(multi, model, ids, mask, device, compiled if variant == "compiled" else None)
+                if repeat >= 2:  # two warm-up passes each (the first compiled one compiles)
+                    runs[variant].append(timing)
+                elif variant == "compiled" and repeat == 0:
+                    print(f"rows {rows:4d}: compiling and the first compiled pass took {sum(timing.values()):.1f} s",
+                          flush=True)
+        with_lora = {v: {k: min(r[k] for r in rs) for k in rs[0]} for v, rs in runs.items()}
         with multi.disable_adapter():
             bare_runs = [bare_pass(model, ids, mask, device) for _ in range(args.repeats + 1)][1:]
         multi.unload()
         bare_total = sum(min(r[k] for r in bare_runs) for k in bare_runs[0])
         tokens = rows * args.tokens
-        for fuse, lora in with_lora.items():
+        for variant, lora in with_lora.items():
             total = sum(lora.values())
-            print(f"rows {rows:4d} {'fused A  ' if fuse else 'separate A'}: pass {total:.3f} s = gather "
+            print(f"rows {rows:4d} {variant:10s}: pass {total:.3f} s = gather "
                   f"{lora['gather']:.3f} + forward {lora['forward']:.3f} + backward {lora['backward']:.3f} + adamw "
                   f"{lora['adamw']:.3f}; without LoRA {bare_total:.3f} s (ratio {total / bare_total:.2f}); "
                   f"{tokens / total:.0f} tokens/s; model FLOP/s {100 * 4 * n_params * tokens / total / peak:.1f} % "
                   f"of peak (without LoRA {100 * 4 * n_params * tokens / bare_total / peak:.1f} %)", flush=True)
-        separate, fused = (sum(with_lora[f].values()) for f in (False, True))
+        separate, fused = (sum(with_lora[v].values()) for v in ("separate A", "fused A"))
         print(f"rows {rows:4d}: fused / separate A: {separate / fused:.2f}x", flush=True)
+        if args.compile:
+            print(f"rows {rows:4d}: compiled / eager speed (separate A): {separate / sum(with_lora['compiled'].values()):.2f}x",
+                  flush=True)
 
     multi = MultiLoRAEngine(loaded, InnerLoopConfig(), slots=max(sizes))
     rows = sizes[-1]

@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--adapters-per-pass", dest="inner.adapters_per_pass", type=int)
         g.add_argument("--pass-tokens", dest="inner.pass_tokens", type=int,
                        help="memory cap of a batched training pass, in padded tokens")
+        g.add_argument("--compile", dest="inner.compile", action="store_const", const=True,
+                       help="torch.compile the model's blocks for batched training passes (needs a C++ compiler on CPU)")
         g.add_argument("--question-prompt", dest="inner.question_prompt", choices=["topic", "plain"],
                        help="topic (default): 'Topic: TITLE' before each question, as the paper's code; plain: the question alone")
         g.add_argument("--grader", dest="inner.grader", choices=GRADERS)

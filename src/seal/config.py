@@ -140,6 +140,8 @@ class InnerLoopConfig:
     """batched engine: the memory cap of a training pass, in padded tokens (activations grow with it)."""
     pass_tokens_from_memory: bool = True
     """batched engine on a GPU: raise the cap to what 70 % of free memory holds (measured by a probe pass)."""
+    compile: bool = False
+    """batched engine: torch.compile the model's repeated blocks for training passes (seal.engines.compiled)."""
     grader: str = "contains"
     """contains (gold answer contained in the answer), exact, f1, or judge."""
     judge_model: str | None = None
@@ -182,6 +184,8 @@ class InnerLoopConfig:
             raise SealError(f"inner.question_prompt must be topic or plain, not {self.question_prompt!r}")
         if self.engine not in ("batched", "single"):
             raise SealError(f"inner.engine must be batched or single, not {self.engine!r}")
+        if self.compile and self.engine != "batched":
+            raise SealError("inner.compile applies to the batched engine (inner.engine: batched)")
         if not 1 <= self.adapters_per_pass <= 4096:
             raise SealError(f"inner.adapters_per_pass must be between 1 and 4096, not {self.adapters_per_pass}")
         if self.pass_tokens < self.max_seq_len:

@@ -38,6 +38,7 @@ from torch.optim.adamw import adamw
 from seal.progress import bar
 
 from seal.config import InnerLoopConfig
+from seal.engines.compiled import CompiledBlocks
 from seal.engines.base import Job, TrainStats, answer_with_backend, group_by_budget, merge_adapter
 from seal.engines.schedule import (BETAS, EPS, check_finite, check_target_modules, clip_factors, init_generator,
                                    job_plan, lora_a_init, pad_batch, step_lr, target_losses)
@@ -81,6 +82,8 @@ class MultiLoRAEngine:
         self.device = self.params[0].device
         self.steps = [[torch.zeros((), dtype=torch.float32, device=self.device) for _ in self.params]
                       for _ in range(self.slots + 1)]
+        self.compiled = CompiledBlocks(model) if cfg.compile else None
+        """inner.compile: the model's blocks compiled for training passes (seal.engines.compiled)."""
         self.fitted_pass_tokens: int | None = None
         """On a GPU: the pass size fitted to free memory at the first `train` (inner.pass_tokens_from_memory)."""
         model.eval()
@@ -297,7 +300,8 @@ class MultiLoRAEngine:
         try:
             # row -> position of its job in the pass; one row per job (batch size 1) needs no gather
             self.router.dropout_segments = segments if self.cfg.dropout > 0 else None
-            with self.route(None if owners == list(range(len(group))) else owners):
+            with self.route(None if owners == list(range(len(group))) else owners), \
+                    (self.compiled.active() if self.compiled else contextlib.nullcontext()):
                 token_losses, row_of_token = target_losses(self.model, input_ids, mask, labels)
             owner_of_token = owner[row_of_token]
             n_jobs = len(group)

@@ -121,10 +121,10 @@ def target_losses(model: nn.Module, input_ids: torch.Tensor, mask: torch.Tensor,
                   getattr(model.config, "final_logit_softcapping", None) is None and
                   getattr(model.config, "logit_scale", None) is None)
     if plain_head:
-        hidden = backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state[:, :-1]
+        hidden = backbone(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state[:, :-1]
         logits = head(hidden[where])
     else:
-        logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1][where]
+        logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[:, :-1][where]
     losses = F.cross_entropy(logits.float(), shifted[where], reduction="none")  # float32, as transformers' loss
     return losses, where.nonzero()[:, 0]
 
