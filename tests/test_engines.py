@@ -418,3 +418,10 @@ def test_compiled_blocks_train_the_same_adapters_and_leave_decoding_eager(tiny64
 def test_compile_is_refused_for_the_single_engine(fast_inner):
     with pytest.raises(SealError, match="inner.compile"):
         dataclasses.replace(fast_inner, compile=True, engine="single").validate()
+
+
+def test_compile_without_a_cpp_compiler_is_one_clear_error(tiny, fast_inner, monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(SealError, match="C\\+\\+ compiler"):
+        MultiLoRAEngine(tiny, dataclasses.replace(fast_inner, compile=True), slots=2)
+    assert not any(type(m).__name__ == "MultiLoRALinear" for m in tiny.model.modules())  # the model untouched

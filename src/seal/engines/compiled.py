@@ -15,6 +15,8 @@ cost is repaid only over many passes.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 
 import torch
 from torch import nn
@@ -26,6 +28,11 @@ class CompiledBlocks:
     """The repeated blocks of `model`, each with a compiled call used only while `active()`."""
 
     def __init__(self, model: nn.Module):
+        device = next(model.parameters()).device
+        if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "c++", "g++", "clang++")
+                                            if c):
+            raise SealError("inner.compile on a CPU needs a C++ compiler (g++ or clang++, or $CXX), and none was found; "
+                            "install one or set inner.compile to false")
         names = set(getattr(model, "_no_split_modules", None) or [])
         self.blocks = [m for m in model.modules() if type(m).__name__ in names]
         if not self.blocks:

@@ -56,6 +56,8 @@ class MultiLoRAEngine:
     def __init__(self, loaded: LoadedModel, cfg: InnerLoopConfig, slots: int | None = None, fuse: bool = False):
         model = loaded.model
         check_target_modules(model, cfg.target_modules)
+        self.compiled = CompiledBlocks(model) if cfg.compile else None
+        """inner.compile: the model's blocks compiled for training passes (seal.engines.compiled)."""
         self.loaded, self.model, self.cfg = loaded, model, cfg
         self.slots = slots or cfg.adapters_per_pass
         self.base_slot = self.slots  # the extra slot kept at B = 0
@@ -82,8 +84,6 @@ class MultiLoRAEngine:
         self.device = self.params[0].device
         self.steps = [[torch.zeros((), dtype=torch.float32, device=self.device) for _ in self.params]
                       for _ in range(self.slots + 1)]
-        self.compiled = CompiledBlocks(model) if cfg.compile else None
-        """inner.compile: the model's blocks compiled for training passes (seal.engines.compiled)."""
         self.fitted_pass_tokens: int | None = None
         """On a GPU: the pass size fitted to free memory at the first `train` (inner.pass_tokens_from_memory)."""
         model.eval()
