@@ -351,6 +351,33 @@ def test_the_grid_keeps_exactly_the_tasks_a_recipe_solves(tmp_path, tiny_model_p
                                                     "loss": "output"}  # the first solving recipe in grid order
     assert sorted(selected["train"] + selected["eval"]) == ["same"]
 
+    # A later run takes its tasks from the selection, and its oracle row trains on each task's best recipe.
+    later = tmp_path / "later"
+    assert main(["eval", "--domain", "arc", "--config", str(config), "--arc-challenges", str(tmp_path / "c.json"),
+                 "--arc-solutions", str(tmp_path / "s.json"), "--model", str(tiny_model_path), "--device", "cpu",
+                 "--runs-root", str(later), "--condition", "oracle", "--rank", "4", "--alpha", "8",
+                 "--arc-tasks", f"{run_dir / 'selected.json'}:solved",
+                 "--target-modules", "q_proj,v_proj", "--max-new-tokens", "8"]) == 0
+    [oracle] = [json.loads(line) for line in next(later.iterdir()).joinpath("trials.jsonl").read_text().splitlines()]
+    assert oracle["task_id"] == "same" and json.loads(oracle["recipe"]) == json.loads(selected["best"]["same"])
+
+
+def test_task_ids_from_a_selection_file_and_its_errors(tmp_path):
+    from seal.domains.arc.selection import selection_ids
+
+    path = tmp_path / "selected.json"
+    path.write_text(json.dumps({"solved": ["a", "b", "c"], "train": ["a", "c"], "eval": ["b"],
+                                "best": {"a": "ra", "b": "rb", "c": "rc"}}))
+    assert selection_ids([f"{path}:train", "z"]) == (["a", "c", "z"], {"a": "ra", "c": "rc"})
+    assert selection_ids([str(path)])[0] == ["a", "b", "c"]
+    with pytest.raises(SealError, match="must be one of train, eval, solved"):
+        selection_ids([f"{path}:test"])
+    with pytest.raises(SealError, match="no file"):
+        selection_ids([f"{tmp_path / 'nothing.json'}:eval"])
+    (tmp_path / "other.json").write_text("[1, 2]")
+    with pytest.raises(SealError, match="is not a task selection"):
+        selection_ids([f"{tmp_path / 'other.json'}:eval"])
+
 
 def test_max_cells_and_max_tasks_choose_the_smallest_tasks(tmp_path):
     from seal.config import ArcConfig

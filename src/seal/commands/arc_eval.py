@@ -3,7 +3,8 @@
     seal eval --domain arc --condition icl --condition model --condition oracle -k 5
 
 Conditions: `icl` (no test-time training), `model` (recipes sampled from the model being
-evaluated), `oracle` (all augmentation groups, output-only loss, lr 1e-4, 2 epochs), and
+evaluated), `oracle` (each task's best grid recipe when `--arc-tasks RUN_DIR/selected.json:SPLIT`
+names the tasks; otherwise all augmentation groups, output-only loss, lr 1e-4, 2 epochs), and
 `generator:MODEL` (recipes sampled from another model, e.g. a ReST-EM round's generator).
 A row's figure is the paper's success rate: the share of (task, recipe) trials whose voted
 answers solve the task, averaged per task first, with the standard error over tasks.
@@ -18,8 +19,8 @@ from pathlib import Path
 
 from seal.config import RunConfig
 from seal.domains.arc.domain import sample_recipes
-from seal.domains.arc.selection import grid_recipes, select_tasks
-from seal.domains.arc.recipe import ORACLE
+from seal.domains.arc.selection import grid_recipes, select_tasks, selection_ids
+from seal.domains.arc.recipe import ORACLE, parse_recipe
 from seal.domains.arc.trials import ArcTrials, load_tasks, untrained_answers
 from seal.domains.base import Trial
 from seal.engines import make_engine
@@ -46,8 +47,11 @@ def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
             del generator
         elif c == "grid":  # every recipe of the grid: the search for a task set (seal.domains.arc.selection)
             recipes[c] = {t.id: grid_recipes(config.arc) for t in tasks}
+        elif c == "oracle":  # each task's best grid recipe when the tasks come from a selection, else ORACLE
+            best = selection_ids(config.arc.task_ids)[1]
+            recipes[c] = {t.id: [parse_recipe(best[t.id]) if t.id in best else ORACLE] for t in tasks}
         else:
-            recipes[c] = {t.id: [None] if c == "icl" else [ORACLE] for t in tasks}
+            recipes[c] = {t.id: [None] for t in tasks}
 
     engine = make_engine(loaded, config.inner)
     log = RecordLog(run_dir / "trials.jsonl")

@@ -6,13 +6,17 @@ The condition `grid` runs every recipe of `arc.grid_*` (augmentation groups x le
 epochs x loss) on every task; `select_tasks` keeps the tasks that at least one grid recipe solves,
 names each one's best recipe (the first solving one in grid order: the oracle of the ARC table),
 and splits them, seeded, into evaluation (`arc.eval_fraction`) and ReST-EM training tasks. `seal
-eval` writes the result to RUN_DIR/selected.json: task ids only, never task files.
+eval` writes the result to RUN_DIR/selected.json: task ids only, never task files. Later runs take
+their tasks from it: `--arc-tasks RUN_DIR/selected.json:train` (or `:eval`, or `:solved`), and
+their `oracle` row then trains each task on its best grid recipe.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import random
+from pathlib import Path
 
 from seal.domains.arc.recipe import Recipe, RecipeError, parse_recipe
 from seal.errors import SealError
@@ -56,3 +60,39 @@ def select_tasks(records: list[dict], task_ids: list[str], arc) -> dict:
             "eval": sorted(shuffled[:n_eval]), "train": sorted(shuffled[n_eval:]),
             "recipes_per_task": len({r["self_edit_index"] for r in grid}),
             "trials": len(grid), "solving_trials": sum(bool(r.get("solved")) for r in grid)}
+
+
+SPLITS = ("train", "eval", "solved")
+
+
+def selection_ids(entries: list[str] | None) -> tuple[list[str] | None, dict[str, str]]:
+    """`arc.task_ids` with each `PATH.json[:SPLIT]` entry replaced by that selection's task ids
+    (SPLIT: train, eval or solved, the default), and the best grid recipe of every task so named.
+
+    >>> selection_ids(["a", "b"])
+    (['a', 'b'], {})
+    """
+    if entries is None:
+        return None, {}
+    ids: list[str] = []
+    best: dict[str, str] = {}
+    for entry in entries:
+        path, sep, split = entry.partition(".json")
+        if not sep or (split and not split.startswith(":")):
+            ids.append(entry)
+            continue
+        split = split.removeprefix(":") or "solved"
+        file = Path(path + ".json")
+        if split not in SPLITS:
+            raise SealError(f"--arc-tasks {entry}: the split after ':' must be one of {', '.join(SPLITS)}")
+        try:
+            selected = json.loads(file.read_text())
+            chosen = selected[split]
+        except FileNotFoundError:
+            raise SealError(f"--arc-tasks {entry}: no file {file} (seal eval --condition grid writes one)") from None
+        except (ValueError, KeyError, TypeError):
+            raise SealError(f"--arc-tasks {entry}: {file} is not a task selection (seal eval --condition grid "
+                            "writes one, with train, eval and solved lists)") from None
+        ids += chosen
+        best.update({t: selected["best"][t] for t in chosen if t in selected.get("best", {})})
+    return ids, best

