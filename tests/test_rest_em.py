@@ -267,3 +267,41 @@ def test_arc_round_keeps_a_solving_recipe_and_sfts_the_generator_on_it(tmp_path,
     assert summary["kept"] == len(kept) and summary["sft"]["pairs"] == len(kept)
     before, after = weights(tiny_model_path), weights(round0 / "generator")
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_max_copy_keeps_no_self_edit_that_repeats_its_passage(tmp_path, tiny_model_path, monkeypatch):
+    """Each passage's self-edits are fixed here: its passage verbatim (reward 1.0), the passage with a
+    line added (0.9) and a line of its own (0.5), against a baseline of 0. Without a limit the E-step keeps
+    the verbatim copy; with train.max_copy 0.5 it keeps the line of its own, and SFTs on it."""
+    def sample(self, loaded, passages, config, round_dir, on_model=None):
+        return {p.id: [p.context, p.context + " It is also known for its lakes.",
+                       "Nothing here repeats the passage at all, not even a single phrase."] for p in passages}
+
+    def evaluate(self, loaded, engine, passages, self_edits, config, round_dir, executor=None):
+        trials = [{"item_id": p.id, "self_edit_index": e, "seed": 0, "accuracy": acc}
+                  for p in passages for e, acc in enumerate([1.0, 0.9, 0.5])]
+        return {p.id: 0.0 for p in passages}, trials
+
+    monkeypatch.setattr(KnowledgeDomain, "sample", sample)
+    monkeypatch.setattr(KnowledgeDomain, "evaluate", evaluate)
+    for limit, want in ((None, 0), (0.5, 2)):
+        config = tiny_train_config(tiny_model_path, rounds=1)
+        config.train.max_copy = limit
+        run = tmp_path / str(limit)
+        [summary] = train(config.validate(), run, KnowledgeDomain(Grader("judge", length_grader)))
+        kept = [json.loads(line) for line in (run / "round-0" / "kept.jsonl").read_text().splitlines()]
+        assert len(kept) == 3 and {k["self_edit_index"] for k in kept} == {want}
+        assert summary["dropped_as_copies"] == (0 if limit is None else 2 * 3) and summary["kept"] == 3
+        assert summary["copied_share"] > 0.6  # two of each passage's three self-edits repeat it
+        assert all(k["copied"] == (1.0 if want == 0 else 0.0) for k in kept)
+        assert summary["sft"]["pairs"] == 3
+
+
+def test_max_copy_is_refused_for_arc(tiny_model_path):
+    from seal.errors import SealError
+    from seal.commands.train import make_domain
+
+    config = tiny_train_config(tiny_model_path, rounds=1)
+    config.domain, config.train.max_copy = "arc", 0.5
+    with pytest.raises(SealError, match="max_copy"):
+        make_domain(config).check(config)

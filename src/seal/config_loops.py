@@ -46,6 +46,9 @@ class TrainConfig:
     it teaches more than the passage does (knowledge domain only; costs one trial per passage and seed);
     passage-twice: a trial on two copies of the passage, so that a self-edit that only repeats the
     passage is not kept (docs/rest-em.md found a generator that learned to copy)."""
+    max_copy: float | None = None
+    """Keep no self-edit with more than this share of its word 5-grams found in its passage (knowledge only;
+    none: no limit, as the paper). A generator rewarded for repeating the passage learns to copy it."""
     seed: int = 0
     sft: SFTConfig = field(default_factory=SFTConfig)
 
@@ -58,6 +61,8 @@ class TrainConfig:
             raise SealError(f"train.selection must be best or beats-baseline, not {self.selection!r}")
         if self.baseline not in ("no-adaptation", "passage-only", "passage-twice"):
             raise SealError(f"train.baseline must be no-adaptation, passage-only or passage-twice, not {self.baseline!r}")
+        if self.max_copy is not None and not 0.0 <= self.max_copy < 1.0:
+            raise SealError(f"train.max_copy must be in [0, 1) or unset, not {self.max_copy}")
         self.sft.validate()
 
 

@@ -109,6 +109,9 @@ class Domain(Protocol):
     def prompt(self, item, config) -> str:
         """The instruction that asks for a self-edit of `item` (what the generator is fine-tuned on)."""
 
+    def copied(self, item, self_edit: str) -> float | None:
+        """How much of `item` the self-edit repeats, in [0, 1] (None where that means nothing: train.max_copy)."""
+
     def sample(self, loaded, items: list, config, round_dir: Path, on_model=None) -> dict[str, list[str]]:
         """k self-edits per input, saved in round_dir before any trial; sampled by `on_model(generate, ...)`
         where an executor's model is (seal.executors), by default `loaded` in this process."""

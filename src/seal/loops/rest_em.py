@@ -11,7 +11,8 @@ its output before the next starts:
   trials     every self-edit's inner loop, once per seed; reward = mean score     baselines.jsonl, trials.jsonl
   select     E-step: per input, the best self-edit if it beats the input's        kept.jsonl
              baseline (train.selection=beats-baseline keeps every one that does;
-             train.baseline=passage-only: the baseline is a trial on the passage alone)
+             train.baseline=passage-only: the baseline is a trial on the passage alone;
+             train.max_copy: a self-edit repeating more of its passage is never kept)
   sft        M-step: LoRA SFT of the generator on the kept (prompt, self-edit)    generator/, round.json
              pairs, merged and saved with save_pretrained; the next round samples from it
 
@@ -26,6 +27,7 @@ stage and every finished trial. A round that keeps nothing leaves the generator 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -121,12 +123,19 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
     timings["trials_s"] = time.perf_counter() - t
 
     rewards = self_edit_rewards(trials)
-    kept = select_self_edits(rewards, baselines, config.train.selection)
     by_id = {item.id: item for item in items}
+    copied = {iid: [domain.copied(by_id[iid], self_edits[iid][e]) for e in range(len(v))] for iid, v in rewards.items()}
+    limit = config.train.max_copy
+    too_copied = {(iid, e) for iid, shares in copied.items() for e, c in enumerate(shares)
+                  if limit is not None and c is not None and c > limit}
+    eligible = {iid: [-math.inf if (iid, e) in too_copied else v for e, v in enumerate(values)]
+                for iid, values in rewards.items()}  # an over-copied self-edit can beat no baseline
+    kept = select_self_edits(eligible, baselines, config.train.selection)
     pairs = [(domain.prompt(by_id[iid], config), self_edits[iid][e]) for iid, indices in kept.items() for e in indices]
     write_atomic(round_dir / "kept.jsonl", "".join(
         json.dumps({"item_id": iid, "self_edit_index": e, "reward": rewards[iid][e], "baseline": baselines[iid],
-                    "self_edit": self_edits[iid][e]}) + "\n" for iid, indices in kept.items() for e in indices))
+                    "copied": copied[iid][e], "self_edit": self_edits[iid][e]}) + "\n"
+        for iid, indices in kept.items() for e in indices))
 
     t = time.perf_counter()
     engine.unload()  # drop the inner-loop adapters; the base weights were never changed
@@ -140,6 +149,7 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
     timings["sft_s"] = time.perf_counter() - t
 
     input_rewards = {iid: sum(v) / len(v) for iid, v in rewards.items()}
+    shares = [c for v in copied.values() for c in v if c is not None]
     mean, stderr = mean_and_stderr(list(input_rewards.values()))
     summary = {
         "round": r, "domain": domain.name, "generator_in": relative_to_run(round_dir.parent, generator),
@@ -149,7 +159,9 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
         "mean_reward": mean, "reward_stderr": stderr,
         "input_rewards": input_rewards,
         "baseline": config.train.baseline, "mean_baseline": sum(baselines.values()) / len(baselines),
-        "kept": len(pairs), "sft": sft, "timings": {k: round(v, 2) for k, v in timings.items()},
+        "kept": len(pairs), "copied_share": mean_and_stderr(shares)[0] if shares else None,
+        "max_copy": limit, "dropped_as_copies": len(too_copied),
+        "sft": sft, "timings": {k: round(v, 2) for k, v in timings.items()},
     }
     write_atomic(round_dir / "round.json", json.dumps(summary, indent=1))
     publish(round_dir / "round.json", summary)

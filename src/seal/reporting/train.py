@@ -120,13 +120,15 @@ def train_sections(view: RunView) -> str:
                            if done else (pm(*mean_and_stderr(every)) if len(every) > 1 else "-") + " (all)",
                            "-" if q.get("grounding") is None else f"{q['grounding']:.2f}",
                            "-" if q.get("coverage") is None else f"{q['coverage']:.2f}",
-                           "-" if q.get("sequences") is None else f"{q['sequences']:.1f}"])
+                           "-" if q.get("sequences") is None else f"{q['sequences']:.1f}",
+                           "-" if q.get("copied") is None else f"{q['copied']:.2f}"])
     if strips:
         out += ["<h2>Kept and not kept</h2><p class=\"muted\">Each self-edit's reward (its trials averaged over "
                 "seeds). Grounding: share of its names and numbers found in the passage; coverage: share of the "
-                "passage's gold answers it restates; sequences: training sequences it yields.</p>",
+                "passage's gold answers it restates; sequences: training sequences it yields; copied: share of "
+                "its word 5-grams found in the passage (train.max_copy).</p>",
                 table(["round", "self-edits rewarded", "kept: mean reward", "not kept: mean reward", "grounding",
-                       "coverage", "sequences"], split_rows, numeric={1, 2, 3, 4, 5, 6}),
+                       "coverage", "sequences", "copied"], split_rows, numeric={1, 2, 3, 4, 5, 6, 7}),
                 plot(_strip_plot(strips), "every self-edit's reward per round")]
     if history:
         out += ["<h2>Stage times</h2>", table(["round", *map(esc, history[0]["timings"])], (

@@ -48,6 +48,8 @@ class ArcDomain:
     def check(self, config: RunConfig) -> None:
         if config.train.baseline != "no-adaptation":
             raise SealError(f"train.baseline {config.train.baseline} is for passages; an ARC recipe's baseline is no adaptation")
+        if config.train.max_copy is not None:
+            raise SealError("train.max_copy is for passages: a recipe copies nothing")
         self._tasks(config)
 
     def draw(self, config: RunConfig, r: int, round_dir: Path) -> list[Task]:
@@ -65,6 +67,9 @@ class ArcDomain:
 
     def prompt(self, task: Task, config: RunConfig) -> str:
         return recipe_prompt(task)
+
+    def copied(self, task: Task, recipe: str) -> None:
+        return None  # a recipe restates nothing of its task
 
     def sample(self, loaded: LoadedModel, tasks: list[Task], config: RunConfig, round_dir: Path,
                on_model=None) -> dict[str, list[str]]:

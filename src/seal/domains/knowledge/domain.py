@@ -17,6 +17,7 @@ from seal.errors import SealError
 from seal.domains.knowledge.grading import Grader, make_grader
 from seal.domains.knowledge.passages import Passage, save_passages
 from seal.domains.knowledge.prompts import self_edit_prompt
+from seal.domains.knowledge.quality import copied_share
 from seal.domains.knowledge.self_edits import generate_into
 from seal.domains.knowledge.sources import load_passages
 from seal.domains.knowledge.trials import KnowledgeTrials, check_conditions, ensure_baselines, passages_for, plan_trials
@@ -55,6 +56,9 @@ class KnowledgeDomain:
 
     def prompt(self, passage: Passage, config: RunConfig) -> str:
         return self_edit_prompt(config.sampling.prompt, passage)
+
+    def copied(self, passage: Passage, self_edit: str) -> float | None:
+        return copied_share(self_edit, passage.context)
 
     def sample(self, loaded: LoadedModel, passages: list[Passage], config: RunConfig, round_dir: Path,
                on_model=None) -> dict[str, list[str]]:

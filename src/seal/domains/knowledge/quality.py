@@ -3,8 +3,9 @@
 A self-edit's *grounding* is the fraction of its names (capitalised words not at a sentence
 start) and numbers that occur in the passage: on fictional passages every name and number is
 invented, so one the passage lacks is a hallucinated fact. Its *coverage* is the fraction of
-the passage's gold answers it restates (the facts a trial must learn). Used by `seal report`
-(self-edit quality per round) and the bench scripts.
+the passage's gold answers it restates (the facts a trial must learn). Its *copied share* is the
+fraction of its word 5-grams found in the passage (the ReST-EM E-step's `train.max_copy`). Used by
+`seal report` (self-edit quality per round), the E-step and the bench scripts.
 """
 
 from __future__ import annotations
@@ -39,10 +40,25 @@ def coverage(self_edit: str, answers: list[str]) -> float:
     return sum(f" {normalize_answer(a)} " in text for a in answers) / len(answers)
 
 
+def copied_share(self_edit: str, context: str, n: int = 5) -> float | None:
+    """Share of the self-edit's word n-grams (lower-cased, punctuation dropped) found in the passage (None: too short).
+
+    >>> copied_share("Vesu is a small town in Sashon by the sea.", "Vesu is a small town in Sashon.")
+    0.5
+    """
+    def grams(text: str) -> set[tuple[str, ...]]:
+        words = re.findall(r"\w+", text.lower())
+        return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+    own = grams(self_edit)
+    return len(own & grams(context)) / len(own) if own else None
+
+
 def self_edit_quality(records: list[dict], passages: dict) -> dict:
     """Means over the self-edits of `records` (self_edits.jsonl lines) against their passages (by id):
-    grounding (over self-edits that name anything), coverage, and training sequences per self-edit."""
-    g, c, n = [], [], []
+    grounding (over self-edits that name anything), coverage, training sequences per self-edit, and the
+    copied share (over self-edits of at least 5 words)."""
+    g, c, n, k = [], [], [], []
     for record in records:
         passage = passages.get(record["passage_id"])
         if passage is None:
@@ -54,5 +70,8 @@ def self_edit_quality(records: list[dict], passages: dict) -> dict:
             if passage.questions:
                 c.append(coverage(edit, [q.answer for q in passage.questions]))
             n.append(len(split_self_edit(edit, record.get("prompt", "implications"))))
+            share = copied_share(edit, passage.context)
+            if share is not None:
+                k.append(share)
     mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
-    return {"self_edits": len(n), "grounding": mean(g), "coverage": mean(c), "sequences": mean(n)}
+    return {"self_edits": len(n), "grounding": mean(g), "coverage": mean(c), "sequences": mean(n), "copied": mean(k)}
