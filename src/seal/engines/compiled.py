@@ -6,10 +6,10 @@ pass size and length. The compiled blocks are used only inside `CompiledBlocks.a
 engine's training forward (its backward is compiled with it). Decoding with a KV cache stays eager:
 a cache's per-layer state would recompile the graph for every layer.
 
-Measured on the project's 2-core CPU (float32, SmolLM2-135M, one thread): a training pass of 8 or 32
-rows of 40 tokens took 1.06-1.36x less time compiled, after 26-73 s of compiling (bench/train_pass.py
---compile, docs/inner-loop.md). Off by default: compiling needs a C++ compiler on a CPU machine and its
-cost is repaid only over many passes.
+Measured on the project's 2-core CPU (float32, SmolLM2-135M, one thread): passes of 8 x 40, 32 x 40
+and 4 x 256 tokens ran 1.14x, 1.18x and 1.13x as fast compiled, after 14-37 s of compiling a graph
+(bench/train_pass.py --compile, docs/inner-loop.md). Off by default: compiling needs a C++ compiler on
+a CPU machine and its cost is repaid only over many passes.
 """
 
 from __future__ import annotations
