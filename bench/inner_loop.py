@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/inner_loop.py                       # 8 passages x 5 GPT-4.1 self-edits x 1 seed
     .venv/bin/python bench/inner_loop.py --passages 4 --self-edits 2 --model PATH --device cuda --dtype bfloat16
+    .venv/bin/python bench/inner_loop.py --compile                # (c) with its decoder blocks compiled
 
 All three run in this one process on the same trials (SQuAD passages of the paper's eval200
 file with their GPT-4.1 self-edits; LoRA r=32 alpha=64 on all projections, lr 1e-3, 10 epochs,

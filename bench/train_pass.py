@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/train_pass.py                                   # SmolLM2-135M, CPU, float32
     .venv/bin/python bench/train_pass.py --model PATH --device cuda --dtype bfloat16 --rows 8,64,256
+    .venv/bin/python bench/train_pass.py --compile                         # also the compiled blocks (inner.compile)
 
 For each pass size (rows of one adapter each, `--tokens` tokens per row, the length of a
 typical self-edit line), it times the stages of `seal.engines.multi_lora.MultiLoRAEngine`'s pass: copying the
