@@ -47,6 +47,12 @@ def test_the_page_of_a_finished_run_has_its_tables_plots_and_self_edits(adapt_ru
     trial = json.loads((adapt_run / "trials.jsonl").read_text().splitlines()[-1])
     assert trial["self_edit"].splitlines()[0] in page and trial["answers"][0]["question"] in page
     assert "http://" not in page and "https://" not in page  # nothing fetched when opened
+    sources = page[page.index("Self-edits by source"):page.index("Per passage")]
+    edits = {(t["passage_id"], t["self_edit_index"]) for t in map(json.loads, (adapt_run / "trials.jsonl")
+                                                                   .read_text().splitlines()) if t["condition"] == "data"}
+    assert re.search(rf"<td>data</td><td class=\"num\">{len(edits)}</td>", sources)
+    assert "passage</td>" not in sources  # the passage-only row trains on no self-edit
+    assert re.search(r"<td class=\"num\">[01]\.\d\d</td></tr>", sources)  # a copied share was computed
 
 
 def test_a_killed_run_shows_what_exists_and_is_not_written_to(adapt_run, tmp_path, capsys):

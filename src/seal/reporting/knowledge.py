@@ -68,6 +68,47 @@ def conditions_table(summary: dict) -> str:
     return table(header, rows, numeric=set(range(1, len(header))))
 
 
+def sources_table(view: RunView, trials: list[dict]) -> str:
+    """Per condition that trains on self-edits: how many, how long, how many training sequences each
+    yields, and how much of its passage each repeats (the copied 5-gram share; `-` where the run's
+    passages cannot be read from here)."""
+    from seal.domains.knowledge.quality import copied_share
+
+    by_condition: dict[str, dict[tuple, dict]] = {}
+    for t in trials:
+        if t.get("self_edit"):
+            by_condition.setdefault(t["condition"], {})[(t["passage_id"], t["self_edit_index"])] = t
+    if not by_condition:
+        return ""
+    contexts = _passage_texts(view)
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    rows = []
+    for name, edits in by_condition.items():
+        words = [len(t["self_edit"].split()) for t in edits.values()]
+        sequences = [t["n_sequences"] for t in edits.values() if t.get("n_sequences") is not None]
+        shares = [c for t in edits.values() if t["passage_id"] in contexts
+                  for c in [copied_share(t["self_edit"], contexts[t["passage_id"]])] if c is not None]
+        rows.append([esc(name), str(len(edits)), f"{mean(words):.0f}",
+                     f"{mean(sequences):.1f}" if sequences else "-", f"{mean(shares):.2f}" if shares else "-"])
+    return ("<h2>Self-edits by source</h2><p class=\"muted\">Means over each row's distinct self-edits. Sequences: "
+            "the training sequences a trial builds from the passage and the self-edit. Copied: the share of a "
+            "self-edit's word 5-grams found in its passage (1.00: a copy).</p>" +
+            table(["condition", "self-edits", "words", "sequences", "copied"], rows, numeric={1, 2, 3, 4}))
+
+
+def _passage_texts(view: RunView) -> dict[str, str]:
+    """Passage id -> text, read the way the run read its data (empty if that is not possible from here)."""
+    from seal.config import RunConfig
+    from seal.config_load import from_dict
+    from seal.domains.knowledge.trials import passages_for
+    from seal.errors import SealError
+
+    try:
+        return {p.id: p.context for p in passages_for(from_dict(RunConfig, view.config))}
+    except (SealError, OSError, KeyError, TypeError, ValueError):
+        return {}
+
+
 def answers_table(answers: list[dict]) -> str:
     return table(["question", "gold", "answer", ""], (
         [esc(a["question"]), esc(a["gold"]), esc(a["answer"]),
@@ -86,6 +127,7 @@ def adapt_sections(view: RunView) -> str:
            conditions_table(summary),
            plot(lambda f: plot_conditions(summary, f, f"{view.config['data']['source']} | {view.config['model']['name']}"),
                 "accuracy per condition")]
+    out.append(sources_table(view, knowledge_records(view)[1]))
     names = list(summary["conditions"])
     out += ["<h2>Per passage</h2>", table(["#", "passage", "questions", *map(esc, names)], (
         [str(r["index"]), esc(r["title"]), str(r["questions"]),
