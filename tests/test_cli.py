@@ -303,3 +303,25 @@ def test_backend_vllm_that_cannot_run_is_one_line_before_the_run(tmp_path, capsy
     assert code == 2
     assert_one_clear_line(err, needle)
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_resume_with_train_run_adds_its_generators_and_repeats_no_trial(tmp_path, tiny_model_path):
+    runs = tmp_path / "runs"
+    assert main(["eval", "--data", data_file(tmp_path), "--condition", "passage", *tiny_flags(tiny_model_path, runs),
+                 "-k", "1", "--max-new-tokens", "8", "--name", "table"]) == 0
+    [run_dir] = list(runs.iterdir())
+    before = (run_dir / "trials.jsonl").read_text().splitlines()
+    train_run = tmp_path / "train"
+    (train_run / "round-0").mkdir(parents=True)
+    (train_run / "round-0" / "round.json").write_text(json.dumps({"generator_out": str(tiny_model_path)}))
+
+    assert main(["eval", "--resume", str(run_dir), "--train-run", str(train_run)]) == 0
+    after = (run_dir / "trials.jsonl").read_text().splitlines()
+    row = f"generator:{tiny_model_path}"
+    assert after[:len(before)] == before
+    assert sorted(json.loads(line)["condition"] for line in after[len(before):]) == [row, row]
+    assert row in (run_dir / "config.yaml").read_text()
+    assert row in json.loads((run_dir / "summary.json").read_text())["conditions"]
+
+    assert main(["eval", "--resume", str(run_dir), "--train-run", str(train_run)]) == 0
+    assert (run_dir / "trials.jsonl").read_text().splitlines() == after

@@ -263,7 +263,7 @@ def _open_run(args: argparse.Namespace):
     if args.resume:
         run_dir = Path(args.resume)
         ignored = [t.split("=", 1)[0] for t in args.argv if t.startswith("-")
-                   and t.split("=", 1)[0] not in ("--resume", "--quiet")]
+                   and t.split("=", 1)[0] not in ("--resume", "--quiet", "--train-run")]
         if ignored:
             raise SealError(f"--resume continues {run_dir} with its own config.yaml, so {', '.join(ignored)} would be "
                             "ignored; drop them, or start a new run to change the settings")
@@ -273,12 +273,28 @@ def _open_run(args: argparse.Namespace):
                             f"seal {config.command} --resume {run_dir}")
         lock_run(run_dir)
         print(f"seal {config.command}: resuming {run_dir}")
+        config = _add_generator_rows(config, run_dir, getattr(args, "train_run", None) or [])
     else:
         config = config_from_args(args)
         check_before_run(config)  # bad input fails here, before a run directory is made
         run_dir = start_run(config)
         print(f"seal {config.command}: run directory {run_dir}")
     return run_dir, config
+
+
+def _add_generator_rows(config: RunConfig, run_dir: Path, train_runs: list[str]) -> RunConfig:
+    """`--resume RUN --train-run T`: the run gains a row per generator of T it lacks; its finished trials stay."""
+    import yaml
+
+    from seal.runs import write_atomic
+
+    added = [c for run in train_runs for c in generator_conditions(run) if c not in config.conditions]
+    if not added:
+        return config
+    config = from_dict(RunConfig, {**config.to_dict(), "conditions": [*config.conditions, *added]}).validate()
+    write_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    print(f"seal {config.command}: {len(added)} row(s) added to {run_dir}: {', '.join(added)}")
+    return config
 
 
 def _execute(config: RunConfig, run_dir: Path) -> int:
