@@ -283,7 +283,11 @@ def test_arc_eval_command_on_a_tiny_model(tmp_path, tiny_model_path):
     records = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
     attempts = sum(len(a) for r in records for a in r.get("attempts") or [])
     assert page.count('class="grid"') == 2 * (2 * 2 + 1 + 1) + attempts  # each task's grids, every voted attempt
-    assert "success ± s.e." in page
+    assert "success ± s.e." in page and "tasks solved" in page
+    oracle = summary["conditions"]["oracle"]
+    solved_tasks = {r["task_id"] for r in records if r["condition"] == "oracle" and r["solved"]}
+    assert oracle["tasks_solved"] == len(solved_tasks)
+    assert f"{len(solved_tasks)} of 2" in (run_dir / "report.md").read_text()
     assert main(["eval", "--domain", "arc", "--arc-challenges", str(tmp_path / "missing.json")]) == 2
 
 

@@ -12,6 +12,8 @@ out how hard each input is, which dominates a row's own spread.
 
 from __future__ import annotations
 
+import math
+
 from seal.stats import mean_and_stderr, paired_difference
 
 
@@ -93,7 +95,16 @@ def report_markdown(summary: dict, title: str) -> str:
 
 def summarise_arc(trials: list[dict], conditions: list[str], task_ids: list[str], reference: str | None = None) -> dict:
     """Success rate per condition: mean over tasks of the share of a task's trials that solved it,
-    and its paired change against the reference row (default: icl, else the first condition)."""
+    and its paired change against the reference row (default: icl, else the first condition).
+    Tasks solved: tasks at least one of the condition's trials solved, with the binomial standard
+    error of that share (sqrt(p(1-p)/n) over the n tasks).
+
+    >>> rows = [{"condition": "c", "task_id": t, "solved": s, "status": "ok", "timings": {"train_s": 1, "eval_s": 1}}
+    ...         for t, s in [("a", True), ("a", False), ("b", False), ("b", False)]]
+    >>> c = summarise_arc(rows, ["c"], ["a", "b"])["conditions"]["c"]
+    >>> (c["success_rate"], c["tasks_solved"], round(c["tasks_solved_stderr"], 3))
+    (0.25, 1, 0.354)
+    """
     out, task_rates = {}, {}
     for c in conditions:
         per_task = {}
@@ -108,8 +119,12 @@ def summarise_arc(trials: list[dict], conditions: list[str], task_ids: list[str]
         for t in trials:
             if t["condition"] == c:
                 statuses[t["status"]] = statuses.get(t["status"], 0) + 1
+        solved = sum(rate > 0 for rate in rates)
+        share = solved / len(rates) if rates else float("nan")
         out[c] = {"success_rate": mean, "stderr": stderr, "tasks": len(rates), "trials": len(seconds),
-                  "seconds_per_trial": sum(seconds) / len(seconds) if seconds else None, "statuses": statuses}
+                  "tasks_solved": solved, "tasks_solved_stderr": math.sqrt(share * (1 - share) / len(rates)) if rates
+                  else float("nan"), "seconds_per_trial": sum(seconds) / len(seconds) if seconds else None,
+                  "statuses": statuses}
     reference = reference or ("icl" if "icl" in conditions else conditions[0])
     for c in conditions:
         change = paired_difference(task_rates[c], task_rates.get(reference, {})) if c != reference else None
@@ -122,16 +137,25 @@ def arc_report(summary: dict, title: str) -> str:
     lines = [f"# {title}", "", "Success rate: share of (task, recipe) trials whose two voted attempts solve every "
              "test input, averaged per task (± standard error over tasks). Paired change: the row minus "
              f"`{reference}` over the tasks both cover.", "",
-             f"| condition | success | ± s.e. | change vs {reference} (paired) | tasks | trials | s / trial | statuses |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"| condition | success | ± s.e. | change vs {reference} (paired) | tasks solved | tasks | trials | s / trial | "
+             "statuses |", "|---|---|---|---|---|---|---|---|---|"]
     for name, c in summary["conditions"].items():
         spt = f"{c['seconds_per_trial']:.0f}" if c["seconds_per_trial"] is not None else "-"
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(c["statuses"].items()))
         p = c.get("paired")
         change = f"{100 * p['mean']:+.1f} ± {100 * p['stderr']:.1f}" if p else ("reference" if name == reference else "-")
-        lines.append(f"| {name} | {100 * c['success_rate']:.1f} % | {100 * c['stderr']:.1f} | {change} | {c['tasks']} | "
+        lines.append(f"| {name} | {100 * c['success_rate']:.1f} % | {100 * c['stderr']:.1f} | {change} | "
+                     f"{tasks_solved(c)} | {c['tasks']} | "
                      f"{c['trials']} | {spt} | {statuses} |")
     return "\n".join(lines) + "\n"
+
+
+def tasks_solved(c: dict) -> str:
+    """'3 of 8 (37.5 % ± 17.1)' from an ARC summary row (older summaries lack the count: '-')."""
+    if "tasks_solved" not in c or not c["tasks"]:
+        return "-"
+    return (f"{c['tasks_solved']} of {c['tasks']} ({100 * c['tasks_solved'] / c['tasks']:.1f} % ± "
+            f"{100 * c['tasks_solved_stderr']:.1f})")
 
 
 def paired_change(history: list[dict], r: int) -> tuple[float, float, int] | None:

@@ -5,7 +5,7 @@ status and voted attempts drawn as coloured cells.
 
 from __future__ import annotations
 
-from seal.report import summarise_arc
+from seal.report import summarise_arc, tasks_solved
 from seal.reporting.html import esc, fold, grid, pm, pre, table
 from seal.reporting.read import RunView
 
@@ -33,11 +33,11 @@ def arc_sections(view: RunView) -> str:
     summary = summarise_arc(trials, conditions, task_ids, view.config.get("reference"))
     rows = [[esc(c), pm(v["success_rate"], v["stderr"]),
              pm(v["paired"]["mean"], v["paired"]["stderr"]) if v["paired"] else
-             ("reference" if c == summary["reference"] else "-"), str(v["tasks"]), str(v["trials"]),
+             ("reference" if c == summary["reference"] else "-"), esc(tasks_solved(v)), str(v["tasks"]), str(v["trials"]),
              esc(", ".join(f"{k} {n}" for k, n in sorted(v["statuses"].items())))]
             for c, v in summary["conditions"].items()]
     out = ["<h2>Results</h2>", table(["condition", "success ± s.e.", f"change vs {esc(summary['reference'])} (paired)",
-                                      "tasks", "trials", "statuses"], rows, numeric={1, 2, 3, 4}),
+                                      "tasks solved", "tasks", "trials", "statuses"], rows, numeric={1, 2, 3, 4, 5}),
            "<h2>Tasks</h2>"]
     tasks = _tasks(view)
     for tid in task_ids:
