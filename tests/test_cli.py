@@ -325,3 +325,34 @@ def test_resume_with_train_run_adds_its_generators_and_repeats_no_trial(tmp_path
 
     assert main(["eval", "--resume", str(run_dir), "--train-run", str(train_run)]) == 0
     assert (run_dir / "trials.jsonl").read_text().splitlines() == after
+
+
+def test_self_edits_from_an_earlier_run_are_trained_on_not_sampled_again(tmp_path, capsys, tiny_model_path,
+                                                                         monkeypatch):
+    runs = tmp_path / "runs"
+    sampling = ["-k", "1", "--max-new-tokens", "8"]
+    assert main(["eval", "--data", data_file(tmp_path), "--condition", "model", *tiny_flags(tiny_model_path, runs),
+                 *sampling, "--name", "single"]) == 0
+    [single] = list(runs.iterdir())
+
+    import seal.generation
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled again")
+
+    monkeypatch.setattr(seal.generation, "run_here", no_sampling)  # what samples each batch of self-edits
+    assert main(["cpt", "--data", data_file(tmp_path), "--condition", "model", *tiny_flags(tiny_model_path, runs),
+                 *sampling, "--self-edits-from", str(single), "--name", "cpt"]) == 0
+    [cpt] = list(runs.glob("*-cpt"))
+    assert (cpt / "self_edits.jsonl").read_text() == (single / "self_edits.jsonl").read_text()
+    [record] = [json.loads(line) for line in (cpt / "cpt.jsonl").read_text().splitlines()]
+    edits = [json.loads(line)["self_edits"] for line in (single / "self_edits.jsonl").read_text().splitlines()]
+    assert record["n_sequences"] > 2 and edits  # the passages and their reused self-edits were trained on
+
+    capsys.readouterr()
+    code, err = run_cli(capsys, ["cpt", "--data", data_file(tmp_path), "--condition", "model",
+                                 *tiny_flags(tiny_model_path, runs), *sampling, "--temperature", "0.9",
+                                 "--self-edits-from", str(single), "--name", "other"])
+    assert code == 2
+    assert_one_clear_line(err, "it sampled otherwise (temperature")
+    assert not list(runs.glob("*-other"))

@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         g = p.add_argument_group("trials")
         g.add_argument("--condition", dest="conditions", action="append", help=CONDITIONS_HELP + " (repeatable)")
         g.add_argument("--max-self-edits", dest="max_self_edits", type=int, help="use at most N stored self-edits per passage")
+        g.add_argument("--self-edits-from", dest="self_edits_from", metavar="RUN_DIR",
+                       help="train on the self-edits an earlier run sampled (same model and sampling settings)")
         g.add_argument("--compare-with", dest="compare_with", action="append",
                        help="also give every row a paired change against this row (repeatable)")
         g.add_argument("--reference", dest="reference",

@@ -244,10 +244,13 @@ class RunConfig:
     max_self_edits: int | None = None
     """For condition 'data' (or a generate run): use at most this many stored self-edits per passage."""
     reference: str | None = None
-    compare_with: list[str] = field(default_factory=list)
-    """More rows to give every row a paired change against, each in a column of its own (e.g. `data`)."""
     """The row every other row's paired change is measured against (a condition, or 'baseline');
     default: 'model' (the base generator's self-edits) if it is a condition, else 'passage'."""
+    compare_with: list[str] = field(default_factory=list)
+    """More rows to give every row a paired change against, each in a column of its own (e.g. `data`)."""
+    self_edits_from: str | None = None
+    """An earlier knowledge run whose sampled self-edits (`model` and `generator:` rows) this run trains
+    on instead of sampling again; it must have sampled with the same model and sampling settings."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -292,6 +295,8 @@ class RunConfig:
         for ref in [self.reference, *self.compare_with]:
             if ref is not None and ref not in [*self.conditions, "baseline"]:
                 raise SealError(f"reference {ref!r} is not one of the rows: {', '.join(self.conditions)}, baseline")
+        if self.self_edits_from and (self.domain != "knowledge" or self.command in ("train", "continual", "learn")):
+            raise SealError("self_edits_from applies to knowledge runs of seal adapt, eval and cpt")
         if self.max_self_edits is not None and self.max_self_edits < 1:
             raise SealError(f"max_self_edits must be at least 1, not {self.max_self_edits}")
         return self

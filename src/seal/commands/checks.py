@@ -33,6 +33,10 @@ def check_before_run(config: RunConfig) -> None:
         from seal.domains.knowledge.trials import check_conditions, passages_for
 
         check_conditions(config, passages_for(config))
+        if config.self_edits_from:
+            from seal.domains.knowledge.self_edits import check_self_edits_from
+
+            check_self_edits_from(config)
     check_models(config)
     check_backend_fits(config)
     check_trackers(config.log_to)

@@ -10,6 +10,7 @@ condition (`--condition runs/...-generate`).
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,14 +60,52 @@ def read_generated(path: str | Path) -> tuple[dict[str, str], dict[str, list[str
     return families, {r["passage_id"]: r["self_edits"] for r in records}
 
 
+def sampled_log_name(condition: str) -> str:
+    """The file in a run directory that holds a sampling condition's self-edits."""
+    if condition == "model":
+        return "self_edits.jsonl"
+    label = "".join(ch if ch.isalnum() else "-" for ch in condition.removeprefix("generator:")).strip("-")[-60:]
+    return f"self_edits-{label}.jsonl"
+
+
+def check_self_edits_from(config: RunConfig) -> Path:
+    """The run named by `self_edits_from`, if it sampled as this run would; otherwise one clear error."""
+    from seal.runs import load_run_config
+
+    source = Path(config.self_edits_from)
+    other = load_run_config(source)
+    fields = ("prompt", "k", "temperature", "top_p", "max_new_tokens", "seed")
+    differ = [f"{f} {getattr(other.sampling, f)} vs {getattr(config.sampling, f)}" for f in fields
+              if getattr(other.sampling, f) != getattr(config.sampling, f)]
+    if other.model.name != config.model.name:
+        differ.append(f"model {other.model.name} vs {config.model.name}")
+    if differ:
+        raise SealError(f"--self-edits-from {source}: it sampled otherwise ({'; '.join(differ)}); "
+                        "sample again instead, or match its settings")
+    return source
+
+
+def reuse_sampled(run_dir: Path, condition: str, config: RunConfig) -> None:
+    """Copy the condition's self-edits from `config.self_edits_from` into this run, once (before any sampling)."""
+    name = sampled_log_name(condition)
+    source = check_self_edits_from(config) / name
+    if source.is_file() and not (run_dir / name).exists():
+        shutil.copyfile(source, run_dir / name)
+        print(f"{condition}: self-edits from {source}")
+
+
 def sample_condition(condition: str, run_dir: Path, loaded: LoadedModel, passages: list[Passage],
                      config: RunConfig) -> dict[str, list[str]]:
-    """Self-edits for a sampling condition: `model` (the adapted model itself) or `generator:PATH`."""
+    """Self-edits for a sampling condition: `model` (the adapted model itself) or `generator:PATH`.
+
+    With `config.self_edits_from`, the earlier run's records of the condition are copied in first,
+    so only passages that run did not sample are sampled here."""
+    if config.self_edits_from:
+        reuse_sampled(run_dir, condition, config)
     if condition == "model":
         return generate_into(run_dir, loaded, passages, config)
     path = condition.removeprefix("generator:")
-    label = "".join(ch if ch.isalnum() else "-" for ch in path).strip("-")[-60:]
-    log_name = f"self_edits-{label}.jsonl"
+    log_name = sampled_log_name(condition)
     done = {r["passage_id"]: r["self_edits"] for r in RecordLog(run_dir / log_name)}
     if all(p.id in done for p in passages):  # a resumed run: do not load the generator again
         return done
