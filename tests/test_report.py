@@ -144,3 +144,41 @@ def test_the_page_renders_in_headless_chromium(adapt_run, tmp_path, capsys):
     assert "<table>" in dom and "Per passage" in dom
     trial = json.loads((adapt_run / "trials.jsonl").read_text().splitlines()[-1])
     assert trial["self_edit"].splitlines()[0] in dom
+
+
+def test_seal_runs_lists_finished_running_and_stopped_runs_and_writes_nothing(adapt_run, tmp_path, capsys):
+    from seal.runs import lock_run, release_run
+
+    root = tmp_path / "runs"
+    shutil.copytree(adapt_run, root / "a-finished")
+    shutil.copytree(adapt_run, root / "b-running")
+    (root / "b-running" / "summary.json").unlink()
+    stopped = root / "c-train"
+    (stopped / "round-0").mkdir(parents=True)
+    (stopped / "config.yaml").write_text(yaml.safe_dump({"command": "train", "train": {"rounds": 3}}))
+    (stopped / "round-0" / "round.json").write_text("{}")
+    (stopped / "round-1").mkdir()
+    (stopped / "round-1" / "trials.jsonl").write_text('{"a": 1}\n{"a": 2}\n{"a": 3')  # torn last line
+    (root / "not-a-run").mkdir()
+    trials = len((adapt_run / "trials.jsonl").read_text().splitlines())
+    lock_run(root / "b-running")
+    try:
+        before = files(root)
+        capsys.readouterr()
+        code = main(["runs", str(root)])
+        out = capsys.readouterr().out
+    finally:
+        release_run(root / "b-running")
+    assert code == 0
+    assert files(root) == before
+    table = out.split("\n\n")[0].splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in table[1:]}
+    assert list(rows) == ["a-finished", "b-running", "c-train"]
+    assert rows["a-finished"][:4] == ["adapt", "finished", str(trials), "trials"]
+    assert rows["b-running"][:2] == ["adapt", "running"]
+    assert rows["c-train"][:6] == ["train", "stopped", "1", "of", "3", "rounds,"] and rows["c-train"][6] == "2"
+    assert f"seal train --resume {stopped}" in out and "not-a-run" not in out
+    assert "--resume" not in out.split("c-train")[0]  # only the stopped run gets a resume line
+    code, err = run_cli(capsys, ["runs", str(tmp_path / "none")])
+    assert code == 2
+    assert_one_clear_line(err, "is not a directory of runs")

@@ -193,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "side (-o FILE, default seal-report.html); works on runs still going or killed")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     p.add_argument("-o", "--output", help="where the page goes")
+    p = sub.add_parser("runs", help="every run under a folder: command, state, progress, and how to resume it",
+                       description="every run directory under ROOT (default runs): its command, whether it finished, "
+                                   "is running or stopped, what it has done, and the resume command of each stopped run")
+    p.add_argument("root", nargs="?", default="runs", metavar="ROOT")
     p = sub.add_parser("ask", help="answer one question with and without a PEFT adapter (no run directory)",
                        description="answer one question with and without a PEFT adapter (no run directory)")
     p.add_argument("model", metavar="MODEL_OR_ADAPTER", help="a PEFT adapter directory (seal learn's), or a model")
@@ -373,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
 
             for name, answer in ask(args.model, args.question, args.topic, args.device, args.max_new_tokens).items():
                 print(f"{name}: {answer}")
+            return 0
+        if args.command == "runs":
+            from seal.reporting.listing import list_runs
+
+            print(list_runs(args.root), end="")
             return 0
         if args.command == "report":
             from seal.commands.report import write_report

@@ -1,0 +1,68 @@
+"""`seal runs [ROOT]`: every run directory under ROOT, one line each, read without writing.
+
+    $ seal runs
+    run                                       command  state     progress                 last write
+    20261129-024646-train-rest-em-squad-24    train    finished  3 of 3 rounds            2026-11-29 12:14
+    20261129-121532-eval-squad48-heldout      eval     running   412 trials               2026-11-29 14:02
+    20261129-102304-train-...-nocopy          train    stopped   1 of 3 rounds, 32 trials 2026-11-29 11:40
+
+A run is `finished` when its summary.json exists, `running` while another process holds its
+lock (seal.reporting.read.RunView.status), else `stopped`: each stopped run's resume command
+follows the table. Directories without a config.yaml are not runs and are skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from seal.errors import SealError
+from seal.reporting.read import RunView
+
+
+def progress(view: RunView) -> str:
+    """What a run has finished: rounds (and the open round's trials) for `seal train`, else records."""
+    if view.command == "train":
+        rounds = (view.config.get("train") or {}).get("rounds", "?")
+        done = sum(1 for p in view.path.glob("round-*/round.json"))
+        text = f"{done} of {rounds} rounds"
+        open_round = len(view.records(f"round-{done}/trials.jsonl"))
+        return text + (f", {open_round} trials" if open_round else "")
+    for name, unit in (("trials.jsonl", "trials"), ("cpt.jsonl", "adapters")):
+        if (view.path / name).is_file():
+            return f"{len(view.records(name))} {unit}"
+    sampled = sum(len(view.records(p.name)) for p in view.path.glob("self_edits*.jsonl"))
+    return f"sampling: {sampled} passages" if sampled else "-"
+
+
+def last_write(path: Path) -> float:
+    """The newest modification time of the run's files (the run directory's own when it holds none)."""
+    times = [p.stat().st_mtime for p in path.rglob("*") if p.is_file() and p.name != ".lock"]
+    return max(times, default=path.stat().st_mtime)
+
+
+def list_runs(root: str | Path) -> str:
+    """The table of `seal runs`, newest run last, with the resume command of every stopped run."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SealError(f"{root} is not a directory of runs")
+    rows, stopped = [], []
+    for path in sorted(p for p in root.iterdir() if (p / "config.yaml").is_file()):
+        try:
+            view = RunView(path)
+            state, done = view.status(), progress(view)
+        except SealError as err:
+            rows.append((path.name, "?", "unreadable", str(err), ""))
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last_write(path)))
+        rows.append((path.name, view.command, state, done, when))
+        if state == "stopped":
+            stopped.append(f"seal {view.command} --resume {path}")
+    if not rows:
+        return f"no runs under {root}\n"
+    header = ("run", "command", "state", "progress", "last write")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    if stopped:
+        lines += ["", "resume the stopped runs with:", *(f"  {c}" for c in stopped)]
+    return "\n".join(lines) + "\n"
