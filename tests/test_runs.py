@@ -67,7 +67,7 @@ def test_processes_resuming_one_run_at_once_end_with_exactly_the_planned_trials(
 # 2. paths relative to the run directory ----------------------------------------------------------------------------
 
 def test_generator_paths_are_stored_relative_and_found_from_any_directory(tmp_path, tiny_model_path, monkeypatch):
-    from seal.cli import generator_conditions
+    from seal.commands.generators import generator_conditions
     from seal.domains.knowledge.domain import KnowledgeDomain
     from seal.domains.knowledge.grading import Grader
     from seal.loops.rest_em import train

@@ -224,23 +224,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             node = node.setdefault(part, {})
         node[leaf] = value
     for run in getattr(args, "train_run", None) or []:
+        from seal.commands.generators import generator_conditions
+
         values["conditions"] = list(values.get("conditions", RunConfig().conditions)) + generator_conditions(run)
     return from_dict(RunConfig, values).validate()
-
-
-def generator_conditions(train_run: str) -> list[str]:
-    """One `generator:` condition per round of a `seal train` run that produced a new generator."""
-    rounds = sorted(Path(train_run).glob("round-*/round.json"), key=lambda p: int(p.parent.name.split("-")[1]))
-    if not rounds:
-        raise SealError(f"{train_run} has no finished ReST-EM round (round-*/round.json)")
-    out = []
-    for path in rounds:
-        from seal.runs import resolve_in_run
-
-        generator = resolve_in_run(train_run, json.loads(path.read_text())["generator_out"])
-        if f"generator:{generator}" not in out and Path(generator).is_dir():
-            out.append(f"generator:{generator}")
-    return out
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -279,28 +266,15 @@ def _open_run(args: argparse.Namespace):
                             f"seal {config.command} --resume {run_dir}")
         lock_run(run_dir)
         print(f"seal {config.command}: resuming {run_dir}")
-        config = _add_generator_rows(config, run_dir, getattr(args, "train_run", None) or [])
+        from seal.commands.generators import add_generator_rows
+
+        config = add_generator_rows(config, run_dir, getattr(args, "train_run", None) or [])
     else:
         config = config_from_args(args)
         check_before_run(config)  # bad input fails here, before a run directory is made
         run_dir = start_run(config)
         print(f"seal {config.command}: run directory {run_dir}")
     return run_dir, config
-
-
-def _add_generator_rows(config: RunConfig, run_dir: Path, train_runs: list[str]) -> RunConfig:
-    """`--resume RUN --train-run T`: the run gains a row per generator of T it lacks; its finished trials stay."""
-    import yaml
-
-    from seal.runs import write_atomic
-
-    added = [c for run in train_runs for c in generator_conditions(run) if c not in config.conditions]
-    if not added:
-        return config
-    config = from_dict(RunConfig, {**config.to_dict(), "conditions": [*config.conditions, *added]}).validate()
-    write_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
-    print(f"seal {config.command}: {len(added)} row(s) added to {run_dir}: {', '.join(added)}")
-    return config
 
 
 def _execute(config: RunConfig, run_dir: Path) -> int:

@@ -1,0 +1,46 @@
+"""The generators of a `seal train` run as rows of a table (`--train-run`).
+
+    seal eval --condition passage --condition model --train-run runs/<time>-train   # a row per round
+    seal eval --resume runs/<time>-eval --train-run runs/<time>-train-other         # rows added later
+
+Each ReST-EM round that saved a generator gives one `generator:ROUND/generator` condition. A
+finished or stopped table gains the rows it lacks without repeating any of its trials: its
+config.yaml is rewritten with the longer list of conditions, and the resumed run samples the new
+rows' self-edits and runs their trials.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from seal.config import RunConfig
+from seal.config_load import from_dict
+from seal.errors import SealError
+from seal.runs import resolve_in_run, write_atomic
+
+
+def generator_conditions(train_run: str) -> list[str]:
+    """One `generator:` condition per round of a `seal train` run that produced a new generator."""
+    rounds = sorted(Path(train_run).glob("round-*/round.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    if not rounds:
+        raise SealError(f"{train_run} has no finished ReST-EM round (round-*/round.json)")
+    out = []
+    for path in rounds:
+        generator = resolve_in_run(train_run, json.loads(path.read_text())["generator_out"])
+        if f"generator:{generator}" not in out and Path(generator).is_dir():
+            out.append(f"generator:{generator}")
+    return out
+
+
+def add_generator_rows(config: RunConfig, run_dir: Path, train_runs: list[str]) -> RunConfig:
+    """`--resume RUN --train-run T`: the run gains a row per generator of T it lacks; its finished trials stay."""
+    added = [c for run in train_runs for c in generator_conditions(run) if c not in config.conditions]
+    if not added:
+        return config
+    config = from_dict(RunConfig, {**config.to_dict(), "conditions": [*config.conditions, *added]}).validate()
+    write_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    print(f"seal {config.command}: {len(added)} row(s) added to {run_dir}: {', '.join(added)}")
+    return config
