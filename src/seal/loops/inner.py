@@ -58,14 +58,20 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
     works = [Work([prepared[i].job for i in group], [domain.requests(trials[i]) for i in group],
                   list(range(len(group))), f"train {len(group)} adapter(s)" if desc is not None else None)
              for group in groups]
-    progress = bar(total=sum(map(len, groups)), desc=desc, unit="trial", disable=desc is None or not groups)
+    # Progress in trained tokens (tokens x epochs), the measure a trial's time follows: groups run smallest
+    # first, so a count of trials would promise an end long before it comes.
+    cost = {i: sum(map(len, prepared[i].job.token_ids)) * (prepared[i].job.epochs or 1) for g in groups for i in g}
+    progress = bar(total=sum(cost.values()), desc=desc, unit="tok", unit_scale=True, disable=desc is None or not groups)
+    trials_done = 0
     try:
         for w, result in executor.run(works):
             group = groups[w]
             for i, st, a in zip(group, result.stats, result.answers):
                 if pending[i]:
                     yield i, _finish(prepared[i], domain.score(trials[i], a), st, result.eval_s / len(group))
-            progress.update(len(group))
+            trials_done += len(group)
+            progress.set_postfix_str(f"{trials_done}/{sum(map(len, groups))} trials", refresh=False)
+            progress.update(sum(cost[i] for i in group))
     finally:
         progress.close()
 
