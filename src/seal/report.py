@@ -121,10 +121,10 @@ def summarise_arc(trials: list[dict], conditions: list[str], task_ids: list[str]
                 statuses[t["status"]] = statuses.get(t["status"], 0) + 1
         solved = sum(rate > 0 for rate in rates)
         share = solved / len(rates) if rates else float("nan")
+        solved_stderr = math.sqrt(share * (1 - share) / len(rates)) if rates else float("nan")
         out[c] = {"success_rate": mean, "stderr": stderr, "tasks": len(rates), "trials": len(seconds),
-                  "tasks_solved": solved, "tasks_solved_stderr": math.sqrt(share * (1 - share) / len(rates)) if rates
-                  else float("nan"), "seconds_per_trial": sum(seconds) / len(seconds) if seconds else None,
-                  "statuses": statuses}
+                  "tasks_solved": solved, "tasks_solved_stderr": solved_stderr,
+                  "seconds_per_trial": sum(seconds) / len(seconds) if seconds else None, "statuses": statuses}
     reference = reference or ("icl" if "icl" in conditions else conditions[0])
     for c in conditions:
         change = paired_difference(task_rates[c], task_rates.get(reference, {})) if c != reference else None

@@ -62,7 +62,7 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
     # first, so a count of trials would promise an end long before it comes.
     cost = {i: sum(map(len, prepared[i].job.token_ids)) * (prepared[i].job.epochs or 1) for g in groups for i in g}
     progress = bar(total=sum(cost.values()), desc=desc, unit="tok", unit_scale=True, disable=desc is None or not groups)
-    trials_done = 0
+    trials_done, trials_total = 0, sum(map(len, groups))
     try:
         for w, result in executor.run(works):
             group = groups[w]
@@ -70,7 +70,7 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
                 if pending[i]:
                     yield i, _finish(prepared[i], domain.score(trials[i], a), st, result.eval_s / len(group))
             trials_done += len(group)
-            progress.set_postfix_str(f"{trials_done}/{sum(map(len, groups))} trials", refresh=False)
+            progress.set_postfix_str(f"{trials_done}/{trials_total} trials", refresh=False)
             progress.update(sum(cost[i] for i in group))
     finally:
         progress.close()
