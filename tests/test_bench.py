@@ -54,3 +54,26 @@ def test_round_bench_shapes_are_the_published_models(monkeypatch):
         with torch.device("meta"):  # no memory: only the parameter shapes
             model = AutoModelForCausalLM.from_config(AutoConfig.for_model(spec.pop("model_type"), **spec))
         assert abs(sum(p.numel() for p in model.parameters()) - total) < 0.01 * total, name
+
+
+def test_packing_bench_packed_rows_get_their_padded_losses(tiny, monkeypatch):
+    """bench/packing.py's packed layout: every row's token losses as in a padded pass, whatever the bin size."""
+    import torch
+
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    bench = runpy.run_path(str(BENCH.parent / "packing.py"))
+    model = tiny.model.train()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    lengths = [9, 6, 5, 3]
+    seqs = [torch.randint(5, 100, (n,), generator=torch.Generator().manual_seed(n)) for n in lengths]
+    padded = bench["padded"](model, seqs, [[0, 1], [2, 3]], "cpu")
+    for capacity in (0, 12):
+        bins = bench["bins_of"](lengths, capacity)
+        assert sorted(i for b in bins for i in b) == [0, 1, 2, 3] and (capacity == 0) == (len(bins) == 1)
+        packed = bench["packed"](model, seqs, bins, "cpu")
+        for i, n in enumerate(lengths):
+            assert packed[i].shape == (n - 1,) and torch.allclose(packed[i], padded[i], atol=1e-5), (capacity, i)
+    # a packed row that could see the row before it would get other losses: the check can fail
+    leaky = bench["row_losses"](model, torch.cat(seqs[:2]).unsqueeze(0))[0, len(seqs[0]):].detach()
+    assert not torch.allclose(leaky, padded[1], atol=1e-5)
