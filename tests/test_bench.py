@@ -77,3 +77,22 @@ def test_packing_bench_packed_rows_get_their_padded_losses(tiny, monkeypatch):
     # a packed row that could see the row before it would get other losses: the check can fail
     leaky = bench["row_losses"](model, torch.cat(seqs[:2]).unsqueeze(0))[0, len(seqs[0]):].detach()
     assert not torch.allclose(leaky, padded[1], atol=1e-5)
+
+
+def test_round_bench_runs_every_stage_three_ways(tiny_model_path, tmp_path, monkeypatch):
+    """bench/round.py end to end (the script the GPU check runs at the 7B shape), on its tiny shape."""
+    script = BENCH.parent / "round.py"
+    out = tmp_path / "round.json"
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    monkeypatch.setattr(sys, "argv", [str(script), "--shape", "tiny", "--tokenizer", str(tiny_model_path),
+                                      "--trials", "3", "--reference-trials", "1", "--sample-passages", "1",
+                                      "--sample-tokens", "8", "--sft-pairs", "1", "--epochs", "1",
+                                      "--adapters-per-pass", "3", "--out", str(out)])
+    runpy.run_path(str(script), run_name="__main__")
+    figures = json.loads(out.read_text())
+    assert figures["round_trials"] == 750 and figures["matmul_peak"] > 0
+    assert [figures["ways"][w]["trials"] for w in "abc"] == [1, 1, 3]
+    for way in figures["ways"].values():  # every stage measured and extrapolated to the whole round
+        assert way["round_min"] > way["trials_min"] > 0 and way["trials_per_min"] > 0
+    assert figures["sample_min"] > 0 and figures["sft_min"] > 0 and 0 < figures["ways"]["c"]["train_mfu"] < 1
+    assert figures["c/a"] == figures["ways"]["c"]["trials_per_min"] / figures["ways"]["a"]["trials_per_min"]
