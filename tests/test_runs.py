@@ -288,3 +288,30 @@ def test_seal_train_killed_at_random_moments_resumes_to_the_uninterrupted_run(tm
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     counts = json.loads((tmp_path / "counts.json").read_text())
     assert counts["kills"] >= 3 and counts["different"] == 0
+
+
+# 6. a stopped table is complete on its first inputs (inner.input_blocks) ------------------------------------------
+
+@pytest.mark.parametrize("blocks", [0, 2])
+def test_input_blocks_finish_every_row_of_the_first_inputs_first(tiny, fast_inner, blocks):
+    import dataclasses
+
+    from seal.domains.base import Trial
+    from seal.domains.knowledge.fictional import generate_passages
+    from seal.domains.knowledge.grading import Grader
+    from seal.domains.knowledge.trials import KnowledgeTrials
+    from seal.engines import make_engine
+    from seal.loops.inner import run_trials
+
+    cfg = dataclasses.replace(fast_inner, adapters_per_pass=2, epochs=1)
+    passages = generate_passages(4, seed=3)
+    trials = [Trial(c, p, i, 0, 0) for c in ("passage", "passage-twice") for i, p in enumerate(passages)]
+    domain = KnowledgeTrials(tiny.tokenizer, cfg, Grader("contains"))
+    order = [trials[i].key for i, _ in run_trials(make_engine(tiny, cfg), domain, trials, desc=None,
+                                                  input_blocks=blocks)]
+    assert sorted(order) == sorted(t.key for t in trials)  # every trial once, whatever the order
+    first_inputs = [k[1] in {passages[0].id, passages[1].id} for k in order]
+    if blocks:  # both rows of passages 0-1 before any trial of passages 2-3
+        assert first_inputs == [True] * 4 + [False] * 4
+    else:  # by size: every passage-only trial before the passage-twice ones, across all passages
+        assert [k[0] for k in order] == ["passage"] * 4 + ["passage-twice"] * 4 and first_inputs != [True] * 4 + [False] * 4

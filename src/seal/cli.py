@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="memory cap of a batched training pass, in padded tokens")
         g.add_argument("--compile", dest="inner.compile", action="store_const", const=True,
                        help="torch.compile the model's blocks for batched training passes (needs a C++ compiler on CPU)")
+        g.add_argument("--input-blocks", dest="inner.input_blocks", type=int,
+                       help="run the trials N inputs at a time, so a stopped table is complete on its first inputs")
         g.add_argument("--question-prompt", dest="inner.question_prompt", choices=["topic", "plain"],
                        help="topic (default): 'Topic: TITLE' before each question, as the paper's code; plain: the question alone")
         g.add_argument("--grader", dest="inner.grader", choices=GRADERS)

@@ -143,6 +143,10 @@ class InnerLoopConfig:
     """batched engine on a GPU: raise the cap to what 70 % of free memory holds (measured by a probe pass)."""
     compile: bool = False
     """batched engine: torch.compile the model's repeated blocks for training passes (seal.engines.compiled)."""
+    input_blocks: int = 0
+    """Trial order. 0: all trials sorted by size, so that passes stay full (the fastest). N: the trials of the
+    first N inputs (passages, tasks) first, then the next N, each block sorted by size: a run stopped part-way
+    then holds every row of its first inputs, a complete table on fewer inputs (seal.loops.inner)."""
     grader: str = "contains"
     """contains (gold answer contained in the answer), exact, f1, or judge."""
     judge_model: str | None = None
@@ -187,6 +191,8 @@ class InnerLoopConfig:
             raise SealError(f"inner.engine must be batched or single, not {self.engine!r}")
         if self.compile and self.engine != "batched":
             raise SealError("inner.compile applies to the batched engine (inner.engine: batched)")
+        if self.input_blocks < 0:
+            raise SealError(f"inner.input_blocks must be 0 (no blocks) or a number of inputs, not {self.input_blocks}")
         if not 1 <= self.adapters_per_pass <= 4096:
             raise SealError(f"inner.adapters_per_pass must be between 1 and 4096, not {self.adapters_per_pass}")
         if self.pass_tokens < self.max_seq_len:

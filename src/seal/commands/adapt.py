@@ -54,7 +54,8 @@ def run_adapt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = Non
 
     start = time.perf_counter()
     records = run_logged(engine, KnowledgeTrials(loaded.tokenizer, config.inner, grader, baselines), trials,
-                         RecordLog(run_dir / "trials.jsonl"), executor=make_executor(config, engine))
+                         RecordLog(run_dir / "trials.jsonl"), executor=make_executor(config, engine),
+                         input_blocks=config.inner.input_blocks)
     timings["trials_s"] = time.perf_counter() - start
 
     summary = summarise(config, passages, baselines, records)

@@ -59,7 +59,8 @@ def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
               for e, edit in enumerate(recipes[c][t.id]) for seed in config.inner.seeds]
     start = time.perf_counter()
     records = run_logged(engine, ArcTrials(loaded.tokenizer, config.arc, untrained_answers(log)), trials, log,
-                         desc="arc trials", executor=make_executor(config, engine))
+                         desc="arc trials", executor=make_executor(config, engine),
+                         input_blocks=config.inner.input_blocks)
     print(f"arc: {len(trials)} trials in {time.perf_counter() - start:.0f}s")
     summary = summarise_arc(records, config.conditions, [t.id for t in tasks], config.reference)
     if "grid" in config.conditions:

@@ -32,13 +32,15 @@ from seal.runs import RecordLog
 
 
 def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: str | None = "trials",
-               done: set[tuple] | frozenset = frozenset(), executor: Executor | None = None) -> Iterator[tuple[int, dict]]:
+               done: set[tuple] | frozenset = frozenset(), executor: Executor | None = None,
+               input_blocks: int = 0) -> Iterator[tuple[int, dict]]:
     """(trial index, record) for every trial whose key is not in `done`, in the order their groups finish.
 
     Groups are formed over all `trials`, done or not, so a resumed run trains the same groups as
     an uninterrupted one: a group that a kill left half-recorded is trained again whole (the same
     passes, so the same adapters) and only its missing records are yielded. The groups run on
-    `executor` (default: one after another on `engine`; seal.executors).
+    `executor` (default: one after another on `engine`; seal.executors). `input_blocks` N > 0 (inner.input_blocks):
+    the trials of inputs 0..N-1 (by `item_index`) run before those of N..2N-1, and so on, each block by size.
     """
     executor = executor or LocalExecutor(engine)
     prepared = [domain.prepare(t) for t in trials]
@@ -51,7 +53,8 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
                                  [i for i in untrained if prepared[i].answer_untrained])
 
     trained = [i for i, p in enumerate(prepared) if p.job is not None]
-    trained.sort(key=lambda i: (len(prepared[i].job.token_ids) * (prepared[i].job.epochs or 1),
+    trained.sort(key=lambda i: (trials[i].item_index // input_blocks if input_blocks else 0,
+                                len(prepared[i].job.token_ids) * (prepared[i].job.epochs or 1),
                                 sum(map(len, prepared[i].job.token_ids))))  # alike step counts: passes stay full
     groups = [trained[g:g + executor.slots] for g in range(0, len(trained), executor.slots)]
     groups = [group for group in groups if any(pending[i] for i in group)]
@@ -106,12 +109,12 @@ def _finish(prepared: Prepared, scored: dict, stats: TrainStats | None, eval_s: 
 
 
 def run_logged(engine: Engine, domain: TrialDomain, trials: list[Trial], log: RecordLog,
-               desc: str | None = "trials", executor: Executor | None = None) -> list[dict]:
+               desc: str | None = "trials", executor: Executor | None = None, input_blocks: int = 0) -> list[dict]:
     """Run every trial not yet in `log`, appending each record as it finishes; return all of the log's records."""
     done = {record_key(r, domain.id_field) for r in log}
     finished = sum(t.key in done for t in trials)
     if finished:
         print(f"resume: {finished} of {len(trials)} trials already in {log.path}")
-    for _, record in run_trials(engine, domain, trials, desc, done, executor):
+    for _, record in run_trials(engine, domain, trials, desc, done, executor, input_blocks):
         log.append(record)
     return list(log)

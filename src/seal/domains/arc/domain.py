@@ -81,7 +81,7 @@ class ArcDomain:
         trials = [Trial("model", t, i, e, seed, edit) for i, t in enumerate(tasks)
                   for e, edit in enumerate(self_edits[t.id]) for seed in config.inner.seeds]
         records = run_logged(engine, ArcTrials(loaded.tokenizer, config.arc, untrained_answers(log)), trials, log,
-                             desc="arc trials", executor=executor)
+                             desc="arc trials", executor=executor, input_blocks=config.inner.input_blocks)
         # Reward 1 only when the recipe's own TTT solved the task: an invalid or over-budget recipe
         # trained nothing, so the untrained model's luck is not its reward.
         return {t.id: 0.0 for t in tasks}, [{**r, "item_id": r["task_id"],

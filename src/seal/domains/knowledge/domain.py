@@ -71,7 +71,8 @@ class KnowledgeDomain:
         reference_trials = baseline_conditions(config)
         trials = plan_trials(replace(config, conditions=reference_trials + ["model"]), passages, {"model": self_edits})
         records = run_logged(engine, KnowledgeTrials(loaded.tokenizer, config.inner, grader, baselines), trials,
-                             RecordLog(round_dir / "trials.jsonl"), executor=executor)
+                             RecordLog(round_dir / "trials.jsonl"), executor=executor,
+                             input_blocks=config.inner.input_blocks)
         reference = {pid: b["accuracy"] for pid, b in baselines.items()}
         if reference_trials:
             by_passage: dict[str, list[float]] = {}
