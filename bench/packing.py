@@ -4,7 +4,7 @@
     .venv/bin/python bench/packing.py --model PATH --device cuda --dtype bfloat16
 
 The batched engine pads the rows of a pass to the pass's longest and cuts a pass where the next
-row is more than 20 % shorter (`seal.engines.multi_lora._passes`), so one step of 16 trials whose
+row is more than 20 % shorter (`seal.engines.schedule.plan_passes`), so one step of 16 trials whose
 rows are a passage (~200-300 tokens) and self-edit lines (~10-60) runs as several small passes.
 Packing would put all of them in one pass: rows laid end to end in bins of at most `--bins`
 tokens, positions restarting at each row, so that attention stays within a row (transformers
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from flops import matmul_peak, timed
 from seal.config import ModelConfig
-from seal.engines.multi_lora import _passes
+from seal.engines.schedule import plan_passes
 from seal.models import load_model
 
 LENGTHS = [305, 200, 180, 60, 45, 40, 38, 35, 35, 30, 28, 25, 22, 20, 15, 12]
@@ -127,7 +127,7 @@ def main() -> None:
     n_params = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     peak = matmul_peak(device, getattr(torch, args.dtype))
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    rule = _passes(order, dict(enumerate(lengths)), {i: 1 for i in order}, args.pass_tokens)
+    rule = plan_passes(order, dict(enumerate(lengths)), {i: 1 for i in order}, args.pass_tokens)
     variants = {"engine rule (padded)": lambda: padded(model, seqs, rule, device),
                 "one padded pass": lambda: padded(model, seqs, [order], device)}
     for capacity in (int(c) for c in args.bins.split(",")):

@@ -14,7 +14,8 @@ from seal.domains.knowledge.prompts import training_sequences
 from seal.domains.knowledge.trials import KnowledgeTrials
 from seal.engines import make_engine
 from seal.engines.base import Job, NonFiniteLoss
-from seal.engines.multi_lora import MultiLoRAEngine, _passes
+from seal.engines.multi_lora import MultiLoRAEngine
+from seal.engines.schedule import plan_passes
 from seal.engines.peft_single import PeftEngine
 from seal.engines.schedule import tokenize_sequences
 from seal.errors import SealError
@@ -175,9 +176,11 @@ def test_local_judge_judges_with_the_adapter_off(tiny, tiny_model_path, fast_inn
 
 # --- the batched engine, and the two engines agreeing ----------------------------------------------------------
 
-@pytest.mark.parametrize("max_grad_norm", [None, 0.05])  # 0.05: every step's gradient is clipped
-def test_batched_training_gives_the_weights_of_separate_runs(tiny64, fast_inner, max_grad_norm):
-    cfg = dataclasses.replace(fast_inner, pass_tokens=64, max_grad_norm=max_grad_norm)  # small passes: several per step
+@pytest.mark.parametrize("max_grad_norm, batch_size", [(None, 1), (0.05, 1), (None, 3), (0.05, 3)])
+def test_batched_training_gives_the_weights_of_separate_runs(tiny64, fast_inner, max_grad_norm, batch_size):
+    """0.05: every step's gradient is clipped; batch 3: steps of a long passage row and short lines, which the
+    batched engine cuts into micro-batches (their gradients summed before the step) and peft's pads into one."""
+    cfg = dataclasses.replace(fast_inner, pass_tokens=64, max_grad_norm=max_grad_norm, batch_size=batch_size)
     jobs = jobs_for(tiny64.tokenizer, cfg, 4)
 
     single = PeftEngine(tiny64, cfg)
@@ -188,7 +191,10 @@ def test_batched_training_gives_the_weights_of_separate_runs(tiny64, fast_inner,
     single.unload()
 
     multi = MultiLoRAEngine(tiny64, cfg, slots=4)
+    train_pass, micro = multi._train_pass, []
+    multi._train_pass = lambda *a: (micro.extend(e for e in a[-1] if not e), train_pass(*a))[1]
     stats = multi.train(jobs)
+    assert bool(micro) == (batch_size > 1)  # some step did span several passes
     for slot, (want, want_stats) in enumerate(zip(expected, expected_stats)):
         got = multi.adapter_state(slot)
         assert got.keys() == want.keys()
@@ -272,12 +278,12 @@ def test_nan_loss_names_the_job(tiny, fast_inner):
 
 def test_passes_respect_the_memory_cap():
     width = {j: 100 - 5 * j for j in range(6)}
-    passes = _passes(list(range(6)), width, dict.fromkeys(range(6), 1), pass_tokens=250)
+    passes = plan_passes(list(range(6)), width, dict.fromkeys(range(6), 1), pass_tokens=250)
     assert [j for p in passes for j in p] == list(range(6))
     assert all(len(p) * width[p[0]] <= 250 for p in passes)
     assert passes == [[0, 1], [2, 3], [4, 5]]
     # a long sequence does not pad short ones to its length
-    assert _passes([0, 1, 2], {0: 200, 1: 30, 2: 28}, dict.fromkeys(range(3), 1), pass_tokens=4096) == [[0], [1, 2]]
+    assert plan_passes([0, 1, 2], {0: 200, 1: 30, 2: 28}, dict.fromkeys(range(3), 1), pass_tokens=4096) == [[0], [1, 2]]
 
 
 def test_too_many_jobs_and_foreign_adapters_are_refused(tiny, fast_inner):

@@ -19,9 +19,12 @@ routed there are the base model.
 `MultiLoRAEngine.train` runs independent fine-tunes, one per job: its own seed (initialisation
 and data order), learning rate, epochs and loss mask, on the job schedule the single engine
 follows too (`seal.engines.schedule`; `tests/test_engines.py` checks the weights agree). Each
-pass takes the next optimiser step of as many jobs as fit in `pass_tokens` padded tokens (the
-memory cap; on a GPU raised to what free memory holds, measured once by a probe pass), jobs sorted by length so rows of a pass are alike, and logits are computed only
-where a loss is taken. With `inner.dropout` > 0 each job's dropout masks are drawn from its own
+pass takes the next micro-batch of as many jobs as fit in `pass_tokens` padded tokens (the
+memory cap; on a GPU raised to what free memory holds, measured once by a probe pass), jobs sorted
+by length so rows of a pass are alike, and logits are computed only where a loss is taken. A step
+of several rows (batch size > 1, e.g. CPT's 8) is cut into micro-batches of alike length whose
+gradients add up to the step's before its AdamW update (`micro_batches`), so a passage row does
+not pad its step's self-edit lines to its length. With `inner.dropout` > 0 each job's dropout masks are drawn from its own
 generator (seeded by the job's seed) at its own rows and length, so a job's adapter does not
 depend on which jobs share its passes; they are not the masks peft draws, so the two engines
 agree exactly only at dropout 0 (the paper's setting).
@@ -41,7 +44,8 @@ from seal.config import InnerLoopConfig
 from seal.engines.compiled import CompiledBlocks
 from seal.engines.base import Job, TrainStats, answer_with_backend, group_by_budget, merge_adapter
 from seal.engines.schedule import (BETAS, EPS, check_finite, check_target_modules, clip_factors, init_generator,
-                                   job_plan, lora_a_init, pad_batch, step_lr, target_losses)
+                                   job_plan, lora_a_init, micro_batches, pad_batch, plan_passes, step_lr,
+                                   target_losses)
 from seal.engines.multi_lora_layer import IDENTITY, MultiLoRALinear, Router, share_inputs
 from seal.errors import SealError
 from seal.models import LoadedModel
@@ -197,16 +201,20 @@ class MultiLoRAEngine:
         pass_tokens = pass_tokens or self.cfg.pass_tokens
         pad_id = self.loaded.tokenizer.pad_token_id
         cfg = self.cfg
-        plans, totals, lrs = [], [], []
+        plans, micro, totals, lrs = [], [], [], []
         self.dropout_generators = [init_generator(job.seed) for job in jobs]  # each job's own masks
+        self.grad_sums: dict[int, list[torch.Tensor | None]] = {}  # slot -> its step's gradient so far
         for j, job in enumerate(jobs):
             self.init_slot(j, job.seed)
             plans.append(job_plan(job, cfg.batch_size, cfg.epochs))
+            lengths = [len(ids) for ids in job.token_ids]
+            micro.append([micro_batches(rows, lengths, pass_tokens) for _, rows in plans[-1]])
             totals.append(len(plans[-1]))
             lrs.append(cfg.lr if job.lr is None else job.lr)
         stats = [TrainStats(steps=0, tokens=0, seconds=0.0) for _ in jobs]
         epoch_sums = [[0.0, 0] for _ in jobs]
-        next_step = [0] * len(jobs)
+        next_step, next_micro = [0] * len(jobs), [0] * len(jobs)
+        step_sums = [[0.0, 0] for _ in jobs]  # the step so far: loss (over its targets), tokens
         progress = bar(total=sum(totals), desc=desc, unit="step", leave=False, disable=desc is None)
         start = time.perf_counter()
         self.model.train()
@@ -215,32 +223,41 @@ class MultiLoRAEngine:
                 pending = [j for j in range(len(jobs)) if next_step[j] < totals[j]]
                 if not pending:
                     break
-                # Candidate passes: pending jobs' next steps by length, cut where the memory cap is reached
-                # or padding would grow. Jobs are independent, so any may wait: run the candidate whose
-                # jobs have the most steps left (the critical path), ties to the larger pass.
-                width = {j: max(len(jobs[j].token_ids[i]) for i in plans[j][next_step[j]][1]) for j in pending}
+                # Candidate passes: pending jobs' next micro-batches by length, cut where the memory cap is
+                # reached or padding would grow. Jobs are independent, so any may wait: run the candidate
+                # whose jobs have the most steps left (the critical path), ties to the larger pass.
+                unit = {j: micro[j][next_step[j]][next_micro[j]] for j in pending}
+                width = {j: max(len(jobs[j].token_ids[i]) for i in unit[j]) for j in pending}
                 pending.sort(key=lambda j: width[j], reverse=True)
-                candidates = _passes(pending, width, {j: len(plans[j][next_step[j]][1]) for j in pending},
-                                     pass_tokens)
+                candidates = plan_passes(pending, width, {j: len(unit[j]) for j in pending}, pass_tokens)
                 group = max(candidates, key=lambda c: (sum(totals[j] - next_step[j] for j in c),
                                                        sum(width[j] for j in c)))
-                losses = self._train_pass(jobs, group, [plans[j][next_step[j]][1] for j in group], pad_id,
-                                          [step_lr(lrs[j], next_step[j], totals[j]) for j in group])
-                for j, (loss, n_targets, n_tokens) in zip(group, losses):
+                ends = [next_micro[j] == len(micro[j][next_step[j]]) - 1 for j in group]
+                targets = [_targets(jobs[j], plans[j][next_step[j]][1]) for j in group]
+                losses = self._train_pass(jobs, group, [unit[j] for j in group], pad_id,
+                                          [step_lr(lrs[j], next_step[j], totals[j]) for j in group], targets, ends)
+                for j, end, n_targets, (loss, n_tokens) in zip(group, ends, targets, losses):
+                    step_sums[j][0] += loss
+                    step_sums[j][1] += n_tokens
+                    if not end:
+                        next_micro[j] += 1
+                        continue
                     epoch = plans[j][next_step[j]][0]
-                    epoch_sums[j][0] += loss * n_targets
+                    epoch_sums[j][0] += step_sums[j][0] * n_targets
                     epoch_sums[j][1] += n_targets
                     stats[j].steps += 1
-                    stats[j].tokens += n_tokens
+                    stats[j].tokens += step_sums[j][1]
+                    step_sums[j], next_micro[j] = [0.0, 0], 0
                     next_step[j] += 1
                     if next_step[j] == totals[j] or plans[j][next_step[j]][0] != epoch:
                         stats[j].epoch_losses.append(epoch_sums[j][0] / max(epoch_sums[j][1], 1))
                         epoch_sums[j] = [0.0, 0]
-                progress.update(len(group))
+                progress.update(sum(ends))
         except BaseException:
             self.reset()  # a failed pass leaves the base model, not half-trained adapters
             raise
         finally:
+            self.grad_sums = {}
             progress.close()
             self.model.eval()
         seconds = time.perf_counter() - start
@@ -283,8 +300,13 @@ class MultiLoRAEngine:
                 layer.active = None
         return max(self.cfg.pass_tokens, int(share * free() / per_token))
 
-    def _train_pass(self, jobs, group, rows_per_job, pad_id, lrs) -> list[tuple[float, int, int]]:
-        """One forward/backward over the rows of `group` and one AdamW step per job; (loss, targets, tokens) per job."""
+    def _train_pass(self, jobs, group, rows_per_job, pad_id, lrs, step_targets, ends) -> list[tuple[float, int]]:
+        """One forward/backward over the rows of `group` (a micro-batch of each job's step); (loss, tokens) per job.
+
+        A job's loss here is its rows' summed token losses over `step_targets`, its whole step's target count,
+        so that the micro-batches of a step add up to the step's mean loss. A job whose step `ends` with this
+        micro-batch takes its AdamW step on the step's whole gradient; the others keep theirs summed.
+        """
         sequences, targets, owners, segments = [], [], [], []
         for g, (j, rows) in enumerate(zip(group, rows_per_job)):
             for i in rows:
@@ -306,23 +328,46 @@ class MultiLoRAEngine:
             owner_of_token = owner[row_of_token]
             n_jobs = len(group)
             sums = torch.zeros(n_jobs, dtype=token_losses.dtype, device=device).index_add(0, owner_of_token, token_losses)
-            counts = torch.bincount(owner_of_token, minlength=n_jobs)
-            per_job = sums / counts.clamp(min=1)
+            per_job = sums / torch.tensor(step_targets, dtype=sums.dtype, device=device).clamp(min=1)
             values = per_job.detach().cpu().tolist()
             for g, value in enumerate(values):
                 check_finite(value, f"in job {group[g]} of a batched pass", lrs[g])
             per_job.sum().backward()
-            self._adamw_step(slots, torch.tensor(lrs, dtype=torch.float64))
+            self._accumulate(group, ends)
+            self._adamw_step(slots, torch.tensor(lrs, dtype=torch.float64), [g for g, end in enumerate(ends) if end])
         finally:
             self.router.dropout_segments = None
             for _, _, layer in self.layers:
                 layer.active = None
         tokens = torch.bincount(owner, weights=mask.sum(1).to(torch.float32), minlength=n_jobs).tolist()
-        return [(values[g], int(counts[g]), int(tokens[g])) for g in range(n_jobs)]
+        return [(values[g], int(tokens[g])) for g in range(n_jobs)]
 
     @torch.no_grad()
-    def _adamw_step(self, slots: torch.Tensor, lrs: torch.Tensor) -> None:
-        """torch's AdamW update (weight decay 0) for the given slots only, each with its own lr.
+    def _accumulate(self, group: list[int], ends: list[bool]) -> None:
+        """Sum the pass's gradients of jobs whose step spans several micro-batches; at a step's last one,
+        put the step's sum in the pass's gradient (what `_adamw_step` reads)."""
+        actives = [t for _, _, layer in self.layers for t in layer.active]
+        for g, (slot, end) in enumerate(zip(group, ends)):
+            total = self.grad_sums.get(slot)
+            if end and total is None:  # the whole step in this pass: its gradient is the pass's
+                continue
+            grads = [None if a.grad is None else a.grad[g] for a in actives]
+            if total is None:
+                total = self.grad_sums[slot] = [None if x is None else x.clone() for x in grads]
+            else:
+                for t, x in zip(total, grads):
+                    if x is not None:
+                        t.add_(x)
+            if end:
+                for x, t in zip(grads, total):
+                    if x is not None:
+                        x.copy_(t)
+                del self.grad_sums[slot]
+
+    @torch.no_grad()
+    def _adamw_step(self, slots: torch.Tensor, lrs: torch.Tensor, stepping: list[int] | None = None) -> None:
+        """torch's AdamW update (weight decay 0) for the given slots only, each with its own lr
+        (`stepping`: only these positions of `slots` step; the others' adapters stay as they are).
 
         The pass's adapters are the leaf copies in `layer.active`; each job's update runs in one
         fused call (torch's own fused AdamW kernel where available) on its rows of those copies and
@@ -335,6 +380,8 @@ class MultiLoRAEngine:
             for g in grads:
                 g.mul_(scale.view((-1,) + (1,) * (g.dim() - 1)).to(g.dtype))
         for g, (slot, lr) in enumerate(zip(slots.tolist(), lrs.tolist())):
+            if stepping is not None and g not in stepping:
+                continue
             rows = [(a[g], a.grad[g], m[slot], v[slot]) for a, m, v in zip(actives, self.exp_avg, self.exp_avg_sq)
                     if a.grad is not None]
             params, grads, exp_avgs, exp_avg_sqs = (list(x) for x in zip(*rows))
@@ -347,27 +394,7 @@ class MultiLoRAEngine:
             layer.lora_B.index_copy_(0, slots, active_b)
 
 
-def _passes(pending: list[int], width: dict[int, int], rows: dict[int, int], pass_tokens: int,
-            max_padding: float = 0.2) -> list[list[int]]:
-    """Split jobs (sorted by width, widest first) into passes of at most `pass_tokens` padded tokens.
-
-    A pass also ends where the next job is more than `max_padding` shorter than the pass's
-    widest, so that little of a pass is padding (one long passage sequence among short
-    self-edit lines would otherwise pad them all to its length).
-
-    >>> _passes([0, 1, 2, 3], {0: 100, 1: 90, 2: 85, 3: 40}, {0: 1, 1: 1, 2: 1, 3: 1}, 200)
-    [[0, 1], [2], [3]]
-    """
-    out, current, current_rows = [], [], 0
-    for j in pending:
-        # The first job of a pass is the widest, so the pass's padded size is its width x rows.
-        pass_width = width[current[0]] if current else width[j]
-        if current and ((current_rows + rows[j]) * pass_width > pass_tokens or
-                        width[j] < (1 - max_padding) * pass_width):
-            out.append(current)
-            current, current_rows = [], 0
-        current.append(j)
-        current_rows += rows[j]
-    if current:
-        out.append(current)
-    return out
+def _targets(job: Job, rows: list[int]) -> int:
+    """How many tokens of these rows of `job` are loss targets (labels shifted by one, -100 ignored)."""
+    labels = job.labels if job.labels is not None else job.token_ids
+    return sum(sum(t != -100 for t in labels[i][1:]) for i in rows)

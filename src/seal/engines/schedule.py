@@ -132,3 +132,54 @@ def target_losses(model: nn.Module, input_ids: torch.Tensor, mask: torch.Tensor,
 def check_finite(value: float, where: str, lr: float) -> None:
     if not math.isfinite(value):
         raise NonFiniteLoss(f"training loss became {value} {where} (lr={lr:.3g}); lower the learning rate")
+
+
+def plan_passes(pending: list[int], width: dict[int, int], rows: dict[int, int], pass_tokens: int,
+                max_padding: float = 0.2) -> list[list[int]]:
+    """Split jobs (sorted by width, widest first) into passes of at most `pass_tokens` padded tokens.
+
+    A pass also ends where the next job is more than `max_padding` shorter than the pass's
+    widest, so that little of a pass is padding (one long passage sequence among short
+    self-edit lines would otherwise pad them all to its length).
+
+    >>> plan_passes([0, 1, 2, 3], {0: 100, 1: 90, 2: 85, 3: 40}, {0: 1, 1: 1, 2: 1, 3: 1}, 200)
+    [[0, 1], [2], [3]]
+    """
+    out, current, current_rows = [], [], 0
+    for j in pending:
+        # The first job of a pass is the widest, so the pass's padded size is its width x rows.
+        pass_width = width[current[0]] if current else width[j]
+        if current and ((current_rows + rows[j]) * pass_width > pass_tokens or
+                        width[j] < (1 - max_padding) * pass_width):
+            out.append(current)
+            current, current_rows = [], 0
+        current.append(j)
+        current_rows += rows[j]
+    if current:
+        out.append(current)
+    return out
+
+
+def micro_batches(rows: list[int], lengths: list[int], pass_tokens: int, max_padding: float = 0.2) -> list[list[int]]:
+    """One optimiser step's rows (sequence indices) cut into micro-batches of alike length.
+
+    The batched engine accumulates a step's gradient over its micro-batches, so that a long row
+    (a passage) does not pad the short ones (self-edit lines) of its step to its length, and a
+    step larger than `pass_tokens` padded tokens is not one pass. A step that needs no cut keeps
+    its rows in their order (batch size 1: always). The loss stays the mean over the step's targets.
+
+    >>> micro_batches([0, 1, 2, 3], [40, 200, 38, 35], pass_tokens=2048)
+    [[1], [0, 2, 3]]
+    >>> micro_batches([2, 0], [40, 200, 38], pass_tokens=2048), micro_batches([0, 1, 2], [50] * 3, pass_tokens=100)
+    ([[2, 0]], [[0, 1], [2]])
+    """
+    out: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(rows, key=lambda i: -lengths[i]):
+        width = lengths[current[0]] if current else lengths[i]
+        if current and ((len(current) + 1) * width > pass_tokens or lengths[i] < (1 - max_padding) * width):
+            out.append(current)
+            current = []
+        current.append(i)
+    out.append(current)
+    return out if len(out) > 1 else [list(rows)]
