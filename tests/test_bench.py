@@ -96,3 +96,18 @@ def test_round_bench_runs_every_stage_three_ways(tiny_model_path, tmp_path, monk
         assert way["round_min"] > way["trials_min"] > 0 and way["trials_per_min"] > 0
     assert figures["sample_min"] > 0 and figures["sft_min"] > 0 and 0 < figures["ways"]["c"]["train_mfu"] < 1
     assert figures["c/a"] == figures["ways"]["c"]["trials_per_min"] / figures["ways"]["a"]["trials_per_min"]
+
+
+
+def test_micro_batches_bench_trains_both_ways_to_the_same_losses(tiny_model_path, monkeypatch):
+    import pytest
+
+    from seal.engines import multi_lora, schedule
+
+    script = BENCH.parent / "micro_batches.py"
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    monkeypatch.setattr(sys, "argv", [str(script), "--model", str(tiny_model_path), "--adapters", "2"])
+    figures = runpy.run_path(str(script))["main"]()
+    padded, cut = figures["losses"]["each step padded whole"], figures["losses"]["micro-batches (the engine's)"]
+    assert len(cut) == 2 and cut == pytest.approx(padded, rel=1e-5)
+    assert multi_lora.micro_batches is schedule.micro_batches  # the engine's rule is back after the bench
