@@ -90,6 +90,7 @@ class MultiLoRAEngine:
                       for _ in range(self.slots + 1)]
         self.fitted_pass_tokens: int | None = None
         """On a GPU: the pass size fitted to free memory at the first `train` (inner.pass_tokens_from_memory)."""
+        self.grad_sums: dict[int, list[torch.Tensor | None]] = {}  # slot -> its step's gradient so far (micro-batches)
         model.eval()
 
     # --- adapters -------------------------------------------------------------------------------
@@ -203,7 +204,6 @@ class MultiLoRAEngine:
         cfg = self.cfg
         plans, micro, totals, lrs = [], [], [], []
         self.dropout_generators = [init_generator(job.seed) for job in jobs]  # each job's own masks
-        self.grad_sums: dict[int, list[torch.Tensor | None]] = {}  # slot -> its step's gradient so far
         for j, job in enumerate(jobs):
             self.init_slot(j, job.seed)
             plans.append(job_plan(job, cfg.batch_size, cfg.epochs))
