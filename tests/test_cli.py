@@ -68,6 +68,7 @@ def test_bad_data_is_one_line_and_exit_2_and_no_run_dir(tmp_path, capsys, tiny_m
     (["--prompt", "none", "--condition", "model"], "prompt 'none' samples no self-edits"),
     (["--no-passage", "--condition", "passage"], "leaves it nothing to train on"),
     (["--reference", "data", "--condition", "passage"], "reference 'data' is not one of the rows"),
+    (["--condition", "model:poems"], "model:FAMILY takes a prompt family"),
 ])
 def test_absurd_settings_are_rejected(tmp_path, capsys, tiny_model_path, flags, needle):
     code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path), *tiny_flags(tiny_model_path, tmp_path / "r"), *flags])
@@ -149,6 +150,25 @@ def test_self_edits_sampled_from_another_generator(tmp_path, tiny_model_path):
         assert len(records) == 2 and all(len(r["self_edits"]) == 2 for r in records)
     trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
     assert len(trials) == 2 * 2 * 2  # 2 conditions x 2 passages x k=2
+
+
+def test_model_family_conditions_sample_with_their_own_prompt(tmp_path, tiny_model_path):
+    """model:FAMILY rows: the model's self-edits written with another prompt family, beside the default family's."""
+    runs = tmp_path / "runs"
+    argv = ["adapt", "--data", data_file(tmp_path, self_edits=False), "--condition", "model", "--condition",
+            "model:self-qa", "--condition", "model:rewrite", "-k", "1", "--max-new-tokens", "12",
+            *tiny_flags(tiny_model_path, runs)]
+    assert main(argv) == 0
+    [run_dir] = list(runs.iterdir())
+    prompts = {}
+    for name in ("self_edits.jsonl", "self_edits-model-self-qa.jsonl", "self_edits-model-rewrite.jsonl"):
+        records = [json.loads(line) for line in (run_dir / name).read_text().splitlines()]
+        assert len(records) == 2
+        prompts[name] = {r["prompt"] for r in records}
+    assert list(prompts.values()) == [{"implications"}, {"self-qa"}, {"rewrite"}]
+    trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    assert sorted({t["condition"] for t in trials}) == ["model", "model:rewrite", "model:self-qa"]
+    assert len(trials) == 3 * 2
 
 
 def test_cpt_trains_one_adapter_per_condition_and_seed(tmp_path, tiny_model_path):

@@ -204,7 +204,8 @@ CONDITIONS_HELP = (
     "passage (train on the passage only), passage-twice (on two copies of it: the control for a "
     "self-edit that repeats the passage), data (self-edits stored in the data file), data:PATH (stored in "
     "another file of the same passages), "
-    "model (self-edits sampled now from the model), generator:MODEL (self-edits sampled from another "
+    "model (self-edits sampled now from the model), model:FAMILY (sampled with that prompt family, e.g. "
+    "model:self-qa), generator:MODEL (self-edits sampled from another "
     "model, e.g. a ReST-EM round's generator), or a path to a `seal generate` run"
 )
 
@@ -293,6 +294,12 @@ class RunConfig:
             elif condition.startswith("generator:"):
                 if not condition.removeprefix("generator:"):
                     raise SealError("condition generator: needs a model id or path after the colon")
+            elif condition.startswith("model:"):
+                from seal.domains.knowledge.prompts import SELF_EDIT_PROMPTS
+
+                if condition.removeprefix("model:") not in SELF_EDIT_PROMPTS:
+                    raise SealError(f"condition {condition!r}: model:FAMILY takes a prompt family, one of "
+                                    f"{', '.join(SELF_EDIT_PROMPTS)}")
             elif condition.startswith("data:"):  # the file is read (and checked) before the run starts
                 if not condition.removeprefix("data:"):
                     raise SealError("condition data: needs a file after the colon")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from seal.config import RunConfig
 from seal.domains.knowledge.grading import make_grader
-from seal.domains.knowledge.self_edits import sample_condition
+from seal.domains.knowledge.self_edits import is_sampled, sample_condition
 from seal.domains.knowledge.trials import KnowledgeTrials, check_conditions, ensure_baselines, passages_for, plan_trials
 from seal.engines import make_engine
 from seal.executors import make_executor
@@ -40,7 +40,7 @@ def run_adapt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = Non
 
     start = time.perf_counter()
     generated = {c: sample_condition(c, run_dir, loaded, passages, config)
-                 for c in config.conditions if c == "model" or c.startswith("generator:")}
+                 for c in config.conditions if is_sampled(c)}
     if generated:
         timings["generate_s"] = time.perf_counter() - start
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from seal.config import RunConfig
 from seal.domains.base import Trial
 from seal.domains.knowledge.grading import make_grader
-from seal.domains.knowledge.self_edits import sample_condition
+from seal.domains.knowledge.self_edits import is_sampled, sample_condition
 from seal.domains.knowledge.trials import Corpus, CptTrials, ensure_baselines, passages_for, plan_trials
 from seal.engines import make_engine
 from seal.executors import make_executor
@@ -34,7 +34,7 @@ def run_cpt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = None)
     passages = passages_for(config)
     loaded = loaded or load_model(config.model)
     generated = {c: sample_condition(c, run_dir, loaded, passages, config)
-                 for c in config.conditions if c == "model" or c.startswith("generator:")}
+                 for c in config.conditions if is_sampled(c)}
     engine = make_engine(loaded, config.inner)
     grader = make_grader(config, loaded, engine)
     baselines = ensure_baselines(run_dir, engine, passages, config.inner, grader)

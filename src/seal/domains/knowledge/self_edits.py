@@ -60,6 +60,20 @@ def read_generated(path: str | Path) -> tuple[dict[str, str], dict[str, list[str
     return families, {r["passage_id"]: r["self_edits"] for r in records}
 
 
+def is_sampled(condition: str) -> bool:
+    """Whether a knowledge condition samples its self-edits during the run (model, model:FAMILY, generator:MODEL)."""
+    return condition == "model" or condition.startswith(("model:", "generator:"))
+
+
+def condition_family(condition: str, default: str) -> str:
+    """The prompt family a sampling condition writes with: FAMILY for model:FAMILY, else `default` (sampling.prompt).
+
+    >>> condition_family("model:self-qa", "implications"), condition_family("model", "rewrite")
+    ('self-qa', 'rewrite')
+    """
+    return condition.removeprefix("model:") if condition.startswith("model:") else default
+
+
 def sampled_log_name(condition: str) -> str:
     """The file in a run directory that holds a sampling condition's self-edits."""
     if condition == "model":
@@ -96,7 +110,8 @@ def reuse_sampled(run_dir: Path, condition: str, config: RunConfig) -> None:
 
 def sample_condition(condition: str, run_dir: Path, loaded: LoadedModel, passages: list[Passage],
                      config: RunConfig) -> dict[str, list[str]]:
-    """Self-edits for a sampling condition: `model` (the adapted model itself) or `generator:PATH`.
+    """Self-edits for a sampling condition: `model` (the adapted model itself), `model:FAMILY` (it, with that
+    prompt family) or `generator:PATH`.
 
     With `config.self_edits_from`, the earlier run's records of the condition are copied in first,
     so only passages that run did not sample are sampled here."""
@@ -104,6 +119,9 @@ def sample_condition(condition: str, run_dir: Path, loaded: LoadedModel, passage
         reuse_sampled(run_dir, condition, config)
     if condition == "model":
         return generate_into(run_dir, loaded, passages, config)
+    if condition.startswith("model:"):  # the model itself, with another prompt family
+        family_config = replace(config, sampling=replace(config.sampling, prompt=condition_family(condition, "")))
+        return generate_into(run_dir, loaded, passages, family_config, sampled_log_name(condition))
     path = condition.removeprefix("generator:")
     log_name = sampled_log_name(condition)
     done = {r["passage_id"]: r["self_edits"] for r in RecordLog(run_dir / log_name)}

@@ -29,7 +29,7 @@ from seal.domains.base import Prepared, Requests, Trial
 from seal.domains.knowledge.grading import Grader
 from seal.domains.knowledge.passages import Passage
 from seal.domains.knowledge.prompts import question_prompt, self_edit_prompt, training_sequences
-from seal.domains.knowledge.self_edits import read_generated
+from seal.domains.knowledge.self_edits import condition_family, is_sampled, read_generated
 from seal.domains.knowledge.sources import load_passages
 from seal.engines.base import Engine, Job
 from seal.engines.schedule import tokenize_sequences
@@ -49,8 +49,8 @@ def passages_for(config: RunConfig) -> list[Passage]:
 
 def check_conditions(config: RunConfig, passages: list[Passage]) -> None:
     """Fail before any slow stage when a condition cannot be met by these passages."""
-    sampled = [c for c in config.conditions if c == "model" or c.startswith("generator:")]
-    if sampled and config.sampling.prompt == "none":
+    sampled = [c for c in config.conditions if is_sampled(c) and condition_family(c, config.sampling.prompt) == "none"]
+    if sampled:
         raise SealError(f"prompt 'none' samples no self-edits, so condition {sampled[0]!r} would run no trial; "
                         "use condition 'passage' for passage-only training")
     clash = [c for c in PASSAGE_ONLY if c in config.conditions]
@@ -110,7 +110,7 @@ def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str,
                 edits = list(stored[passage.id])
             if config.max_self_edits is not None:
                 edits = edits[: config.max_self_edits]
-            family = families.get(passage.id, config.sampling.prompt)
+            family = families.get(passage.id, condition_family(condition, config.sampling.prompt))
             for e, edit in enumerate(edits):
                 for seed in config.inner.seeds:
                     trials.append(Trial(condition, passage, i, e, seed, edit, family))
