@@ -295,11 +295,10 @@ class RunConfig:
                 if not condition.removeprefix("generator:"):
                     raise SealError("condition generator: needs a model id or path after the colon")
             elif condition.startswith("model:"):
-                from seal.domains.knowledge.prompts import SELF_EDIT_PROMPTS
-
-                if condition.removeprefix("model:") not in SELF_EDIT_PROMPTS:
+                families = [f for f in PROMPT_FAMILIES if f != "none"]
+                if condition.removeprefix("model:") not in families:
                     raise SealError(f"condition {condition!r}: model:FAMILY takes a prompt family, one of "
-                                    f"{', '.join(SELF_EDIT_PROMPTS)}")
+                                    f"{', '.join(families)}")
             elif condition.startswith("data:"):  # the file is read (and checked) before the run starts
                 if not condition.removeprefix("data:"):
                     raise SealError("condition data: needs a file after the colon")
