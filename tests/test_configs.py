@@ -45,3 +45,11 @@ def test_train_defaults_are_the_papers_and_cpu_configs_name_their_own():
     cpu = config_from_args(build_parser().parse_args(["train", "--config", str(CONFIGS[0].parent / "rest-em-squad.yaml")]))
     assert (cpu.sampling.k, cpu.inner.seeds) == (3, [0])
     assert config_from_args(build_parser().parse_args(["adapt"])).sampling.k == 1  # other commands keep theirs
+
+
+def test_the_config_names_exactly_the_prompt_families_the_domain_writes():
+    """config.py checks families by its own list (it may not import the domain): the two must not drift."""
+    from seal.config import PROMPT_FAMILIES
+    from seal.domains.knowledge.prompts import SELF_EDIT_PROMPTS
+
+    assert sorted(PROMPT_FAMILIES) == sorted([*SELF_EDIT_PROMPTS, "none"])
