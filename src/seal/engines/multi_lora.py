@@ -202,19 +202,19 @@ class MultiLoRAEngine:
         pass_tokens = pass_tokens or self.cfg.pass_tokens
         pad_id = self.loaded.tokenizer.pad_token_id
         cfg = self.cfg
-        plans, micro, totals, lrs = [], [], [], []
+        plans, micro, step_targets, totals, lrs = [], [], [], [], []
         self.dropout_generators = [init_generator(job.seed) for job in jobs]  # each job's own masks
         for j, job in enumerate(jobs):
             self.init_slot(j, job.seed)
             plans.append(job_plan(job, cfg.batch_size, cfg.epochs))
             lengths = [len(ids) for ids in job.token_ids]
             micro.append([micro_batches(rows, lengths, pass_tokens) for _, rows in plans[-1]])
+            step_targets.append([_targets(job, rows) for _, rows in plans[-1]])  # once, not per pass
             totals.append(len(plans[-1]))
             lrs.append(cfg.lr if job.lr is None else job.lr)
         stats = [TrainStats(steps=0, tokens=0, seconds=0.0) for _ in jobs]
         epoch_sums = [[0.0, 0] for _ in jobs]
-        next_step, next_micro = [0] * len(jobs), [0] * len(jobs)
-        step_sums = [[0.0, 0] for _ in jobs]  # the step so far: loss (over its targets), tokens
+        next_step, next_micro, step_sums = [0] * len(jobs), [0] * len(jobs), [[0.0, 0] for _ in jobs]  # step so far
         progress = bar(total=sum(totals), desc=desc, unit="step", leave=False, disable=desc is None)
         start = time.perf_counter()
         self.model.train()
@@ -233,7 +233,7 @@ class MultiLoRAEngine:
                 group = max(candidates, key=lambda c: (sum(totals[j] - next_step[j] for j in c),
                                                        sum(width[j] for j in c)))
                 ends = [next_micro[j] == len(micro[j][next_step[j]]) - 1 for j in group]
-                targets = [_targets(jobs[j], plans[j][next_step[j]][1]) for j in group]
+                targets = [step_targets[j][next_step[j]] for j in group]
                 losses = self._train_pass(jobs, group, [unit[j] for j in group], pad_id,
                                           [step_lr(lrs[j], next_step[j], totals[j]) for j in group], targets, ends)
                 for j, end, n_targets, (loss, n_tokens) in zip(group, ends, targets, losses):
