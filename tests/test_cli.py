@@ -197,6 +197,23 @@ def test_eval_adds_a_condition_per_train_round(tmp_path, tiny_model_path):
                                                  f"generator:{tmp_path / 'round-1' / 'generator'}"]
 
 
+def test_an_arc_run_that_names_no_condition_gets_the_arc_rows(tmp_path):
+    from seal.cli import build_parser, config_from_args
+
+    def conditions(*argv):
+        return config_from_args(build_parser().parse_args(list(argv))).conditions
+
+    assert conditions("eval", "--domain", "arc", "--arc-tasks", "00576224") == ["icl", "model"]
+    assert conditions("eval", "--domain", "arc", "--condition", "oracle") == ["oracle"]
+    assert conditions("eval") == ["passage", "model"]  # a knowledge run keeps its own
+    named = tmp_path / "c.yaml"
+    named.write_text("domain: arc\nconditions: [grid]\n")
+    assert conditions("eval", "--config", str(named)) == ["grid"]
+    unnamed = tmp_path / "d.yaml"
+    unnamed.write_text("domain: arc\n")
+    assert conditions("eval", "--config", str(unnamed)) == ["icl", "model"]
+
+
 def test_generate_then_adapt_on_the_generated_self_edits(tmp_path, tiny_model_path):
     runs = tmp_path / "runs"
     common = ["--data", data_file(tmp_path, n=3, self_edits=False), "--model", str(tiny_model_path),

@@ -53,3 +53,40 @@ def test_the_config_names_exactly_the_prompt_families_the_domain_writes():
     from seal.domains.knowledge.prompts import SELF_EDIT_PROMPTS
 
     assert sorted(PROMPT_FAMILIES) == sorted([*SELF_EDIT_PROMPTS, "none"])
+
+
+def _readme_commands() -> list[str]:
+    """Every `seal eval|adapt|train|...` line the README and docs/ show, in code blocks and inline, and the command on each
+    shipped config's first line; those with placeholders (RUN_DIR, <time>) or on run records (not in a clone) left out."""
+    import re
+
+    root = CONFIGS[0].parents[1]
+    text = "\n".join(p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0].strip()
+            lines.append(line[line.index("seal "):] if "seal " in line else "")
+    lines += re.findall(r"`(seal [a-z]+ [^`]*)`", text.replace("\n", " "))
+    lines += [first.removeprefix("# ") for first in (p.read_text().splitlines()[0] for p in CONFIGS)
+              if not first.endswith("\\")]
+    runs = ("eval", "adapt", "train", "demo", "cpt", "continual", "generate")
+    return [c for c in lines if c.split()[1:2] and c.split()[1] in runs
+            and not re.search(r"<|\[|RUN_DIR|\.\.\.|--resume|--train-run|runs/", c)]
+
+
+README_COMMANDS = _readme_commands()
+
+
+@pytest.mark.parametrize("command", README_COMMANDS)
+def test_every_command_the_readme_shows_makes_a_valid_config(command, monkeypatch):
+    """Documentation rot: a command the README or docs/ give must at least parse and validate from the repository root."""
+    import shlex
+
+    monkeypatch.chdir(CONFIGS[0].parents[1])
+    config = config_from_args(build_parser().parse_args(shlex.split(command)[1:]))
+    assert config.conditions
+
+
+def test_the_readme_and_configs_show_commands_of_both_domains():
+    assert len(README_COMMANDS) >= 25 and any("--domain arc" in c for c in README_COMMANDS)

@@ -42,6 +42,11 @@ so that keeping the best is a best-of-5 (with k=1 it would be a best-of-1). A ro
 750 trials; the CPU-sized settings are named configs (configs/rest-em-squad.yaml, rest-em-fictional*.yaml)."""
 
 
+ARC_CONDITIONS = ["icl", "model"]
+"""An ARC run that names no condition: in-context learning and the model's own recipes; a knowledge run's are
+RunConfig's (the passage alone and the model's self-edits)."""
+
+
 def _csv(kind):
     return lambda text: [kind(x) for x in text.split(",") if x.strip()]
 
@@ -215,8 +220,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         values = merge(values, DEMO_DEFAULTS)
     elif args.command == "train":
         values = merge(values, TRAIN_DEFAULTS)
+    named = bool(getattr(args, "conditions", None))
     if args.config:
-        values = merge(values, load_yaml(args.config))
+        loaded = load_yaml(args.config)
+        named = named or "conditions" in loaded
+        values = merge(values, loaded)
     for key, value in vars(args).items():
         if value is None or key in ("command", "config", "resume", "train_run", "argv", "quiet"):
             continue
@@ -225,6 +233,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+    if values.get("domain") == "arc" and not named:
+        values["conditions"] = list(ARC_CONDITIONS)  # the knowledge defaults (e.g. the demo's) name no ARC row
     for run in getattr(args, "train_run", None) or []:
         from seal.commands.generators import generator_conditions
 
