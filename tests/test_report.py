@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -159,8 +160,14 @@ def test_seal_runs_lists_finished_running_and_stopped_runs_and_writes_nothing(ad
     (stopped / "round-0" / "round.json").write_text("{}")
     (stopped / "round-1").mkdir()
     (stopped / "round-1" / "trials.jsonl").write_text('{"a": 1}\n{"a": 2}\n{"a": 3')  # torn last line
+    (stopped / "round-1" / "trials.progress.json").write_text(json.dumps(
+        {"trials": 9, "finished": 2, "updated": time.time() - 60, "eta_s": 600}))  # stopped: no time left shown
     (root / "not-a-run").mkdir()
     trials = len((adapt_run / "trials.jsonl").read_text().splitlines())
+    status = json.loads((adapt_run / "trials.progress.json").read_text())  # the finished run's own, by run_logged
+    assert (status["trials"], status["finished"]) == (trials, trials) and status["eta_s"] == 0
+    (root / "b-running" / "trials.progress.json").write_text(json.dumps(
+        {"trials": trials + 5, "finished": trials, "updated": time.time() - 600, "eta_s": 4200}))
     lock_run(root / "b-running")
     try:
         before = files(root)
@@ -174,9 +181,9 @@ def test_seal_runs_lists_finished_running_and_stopped_runs_and_writes_nothing(ad
     table = out.split("\n\n")[0].splitlines()
     rows = {line.split()[0]: line.split()[1:] for line in table[1:]}
     assert list(rows) == ["a-finished", "b-running", "c-train"]
-    assert rows["a-finished"][:4] == ["adapt", "finished", str(trials), "trials"]
-    assert rows["b-running"][:2] == ["adapt", "running"]
-    assert rows["c-train"][:6] == ["train", "stopped", "1", "of", "3", "rounds,"] and rows["c-train"][6] == "2"
+    assert rows["a-finished"][:6] == ["adapt", "finished", str(trials), "of", str(trials), "trials"]
+    assert " ".join(rows["b-running"][:12]) == f"adapt running {trials} of {trials + 5} trials, about 1 h 0 min left"
+    assert " ".join(rows["c-train"][:10]) == "train stopped 1 of 3 rounds, 2 of 9 trials"
     assert f"seal train --resume {stopped}" in out and "not-a-run" not in out
     assert "--resume" not in out.split("c-train")[0]  # only the stopped run gets a resume line
     code, err = run_cli(capsys, ["runs", str(tmp_path / "none")])

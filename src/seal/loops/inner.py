@@ -22,18 +22,21 @@ resume trains the same groups again, so it ends with the uninterrupted run's rec
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
 from typing import Iterator
 
 from seal.domains.base import Prepared, Trial, TrialDomain, record_key
 from seal.engines.base import Engine, TrainStats
 from seal.executors.base import Executor, LocalExecutor, Work
 from seal.progress import bar
-from seal.runs import RecordLog
+from seal.runs import RecordLog, write_atomic
 
 
 def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: str | None = "trials",
                done: set[tuple] | frozenset = frozenset(), executor: Executor | None = None,
-               input_blocks: int = 0) -> Iterator[tuple[int, dict]]:
+               input_blocks: int = 0, status: Path | None = None) -> Iterator[tuple[int, dict]]:
     """(trial index, record) for every trial whose key is not in `done`, in the order their groups finish.
 
     Groups are formed over all `trials`, done or not, so a resumed run trains the same groups as
@@ -41,6 +44,8 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
     passes, so the same adapters) and only its missing records are yielded. The groups run on
     `executor` (default: one after another on `engine`; seal.executors). `input_blocks` N > 0 (inner.input_blocks):
     the trials of inputs 0..N-1 (by `item_index`) run before those of N..2N-1, and so on, each block by size.
+    `status`: a JSON file rewritten after every group with the trials done of all, and the expected end at the
+    rate of this process so far (`seal runs` shows it; seal.reporting.listing).
     """
     executor = executor or LocalExecutor(engine)
     prepared = [domain.prepare(t) for t in trials]
@@ -66,6 +71,10 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
     cost = {i: sum(map(len, prepared[i].job.token_ids)) * (prepared[i].job.epochs or 1) for g in groups for i in g}
     progress = bar(total=sum(cost.values()), desc=desc, unit="tok", unit_scale=True, disable=desc is None or not groups)
     trials_done, trials_total = 0, sum(map(len, groups))
+    finished = len(trials) - sum(pending) + sum(pending[i] for i in untrained)  # of all trials, this far
+    started, total = time.time(), sum(cost.values())
+    left = total
+    _write_status(status, len(trials), finished, None)
     try:
         for w, result in executor.run(works):
             group = groups[w]
@@ -73,10 +82,19 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
                 if pending[i]:
                     yield i, _finish(prepared[i], domain.score(trials[i], a), st, result.eval_s / len(group))
             trials_done += len(group)
+            finished += sum(pending[i] for i in group)
             progress.set_postfix_str(f"{trials_done}/{trials_total} trials", refresh=False)
             progress.update(sum(cost[i] for i in group))
+            left -= sum(cost[i] for i in group)
+            _write_status(status, len(trials), finished, left / max(total - left, 1) * (time.time() - started))
     finally:
         progress.close()
+
+
+def _write_status(path: Path | None, trials: int, finished: int, eta_s: float | None) -> None:
+    if path is not None:
+        write_atomic(path, json.dumps({"trials": trials, "finished": finished, "updated": time.time(),
+                                       "eta_s": None if eta_s is None else round(eta_s)}) + "\n")
 
 
 def _answer_untrained(executor: Executor, domain: TrialDomain, trials: list[Trial], prepared: list[Prepared],
@@ -115,6 +133,7 @@ def run_logged(engine: Engine, domain: TrialDomain, trials: list[Trial], log: Re
     finished = sum(t.key in done for t in trials)
     if finished:
         print(f"resume: {finished} of {len(trials)} trials already in {log.path}")
-    for _, record in run_trials(engine, domain, trials, desc, done, executor, input_blocks):
+    status = log.path.with_name(log.path.stem + ".progress.json")
+    for _, record in run_trials(engine, domain, trials, desc, done, executor, input_blocks, status):
         log.append(record)
     return list(log)

@@ -1,10 +1,10 @@
 """`seal runs [ROOT]`: every run directory under ROOT, one line each, read without writing.
 
     $ seal runs
-    run                                       command  state     progress                 last write
-    20261129-024646-train-rest-em-squad-24    train    finished  3 of 3 rounds            2026-11-29 12:14
-    20261129-121532-eval-squad48-heldout      eval     running   412 trials               2026-11-29 14:02
-    20261129-102304-train-...-nocopy          train    stopped   1 of 3 rounds, 32 trials 2026-11-29 11:40
+    run                                     command  state     progress                                 last write
+    20261129-024646-train-rest-em-squad-24  train    finished  3 of 3 rounds                            2026-11-29 12:14
+    20261129-121532-eval-squad48-heldout    eval     running   412 of 672 trials, about 3 h 5 min left  2026-11-29 14:02
+    20261129-102304-train-...-nocopy        train    stopped   1 of 3 rounds, 32 of 144 trials          2026-11-29 11:40
 
 A run is `finished` when its summary.json exists, `running` while another process holds its
 lock (seal.reporting.read.RunView.status), else `stopped`: each stopped run's resume command
@@ -13,6 +13,7 @@ follows the table. Directories without a config.yaml are not runs and are skippe
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -20,19 +21,41 @@ from seal.errors import SealError
 from seal.reporting.read import RunView
 
 
-def progress(view: RunView) -> str:
-    """What a run has finished: rounds (and the open round's trials) for `seal train`, else records."""
+def progress(view: RunView, running: bool = False) -> str:
+    """What a run has finished: rounds (and the open round's trials) for `seal train`, else records; of how many
+    and, while it runs, about how long it has left, where its trial loop wrote them (seal.loops.inner)."""
     if view.command == "train":
         rounds = (view.config.get("train") or {}).get("rounds", "?")
         done = sum(1 for p in view.path.glob("round-*/round.json"))
         text = f"{done} of {rounds} rounds"
-        open_round = len(view.records(f"round-{done}/trials.jsonl"))
-        return text + (f", {open_round} trials" if open_round else "")
-    for name, unit in (("trials.jsonl", "trials"), ("cpt.jsonl", "adapters")):
-        if (view.path / name).is_file():
-            return f"{len(view.records(name))} {unit}"
+        open_round = trials_done(view, f"round-{done}/trials.jsonl", running)
+        return text + (f", {open_round}" if open_round else "")
+    if (view.path / "trials.jsonl").is_file():
+        return trials_done(view, "trials.jsonl", running)
+    if (view.path / "cpt.jsonl").is_file():
+        return f"{len(view.records('cpt.jsonl'))} adapters"
     sampled = sum(len(view.records(p.name)) for p in view.path.glob("self_edits*.jsonl"))
     return f"sampling: {sampled} passages" if sampled else "-"
+
+
+def trials_done(view: RunView, relative: str, running: bool) -> str:
+    """'264 of 288 trials, about 1 h 20 min left': the total and the time left from the trial loop's status file."""
+    done = len(view.records(relative))
+    status_path = view.path / relative.replace(".jsonl", ".progress.json")
+    try:
+        status = json.loads(status_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{done} trials" if done else ""
+    text = f"{done} of {status['trials']} trials"
+    if running and status.get("eta_s") is not None:
+        left = max(status["updated"] + status["eta_s"] - time.time(), 0)
+        text += f", about {duration(left)} left"
+    return text
+
+
+def duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
 def last_write(path: Path) -> float:
@@ -50,7 +73,8 @@ def list_runs(root: str | Path) -> str:
     for path in sorted(p for p in root.iterdir() if (p / "config.yaml").is_file()):
         try:
             view = RunView(path)
-            state, done = view.status(), progress(view)
+            state = view.status()
+            done = progress(view, running=state == "running")
         except SealError as err:
             rows.append((path.name, "?", "unreadable", str(err), ""))
             continue
