@@ -63,7 +63,7 @@ def _readme_commands() -> list[str]:
     root = CONFIGS[0].parents[1]
     text = "\n".join(p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
     lines = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split("  #")[0].strip()
             lines.append(line[line.index("seal "):] if "seal " in line else "")
