@@ -262,13 +262,15 @@ def test_a_generate_run_mixing_prompt_families_splits_each_passage_by_its_own(tm
 
 def test_eval_table_gives_each_row_its_paired_change(tmp_path, capsys, tiny_model_path):
     runs = tmp_path / "runs"
-    code = main(["adapt", "--data", data_file(tmp_path, n=3), "--condition", "passage", "--condition", "data",
+    code = main(["adapt", "--data", data_file(tmp_path, n=3), "--condition", "data", "--condition", "passage",
                  "--seeds", "0,1", *tiny_flags(tiny_model_path, runs)])
     assert code == 0
     [run_dir] = list(runs.iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["reference"] == "passage"
     trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    assert trials[0]["condition"] == "passage"  # the shorter trials run first; the table keeps the run's order
+    assert list(summary["conditions"]) == ["baseline", "data", "passage"]
     per = {}  # each passage's mean over its self-edits and seeds, per condition
     for t in trials:
         per.setdefault(t["condition"], {}).setdefault(t["passage_id"], []).append(t["accuracy"])

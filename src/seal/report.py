@@ -27,12 +27,15 @@ def default_reference(conditions: list[str]) -> str | None:
 
 
 def summarise(config, passages: list, baselines: dict[str, dict], trials: list[dict]) -> dict:
-    """Per-condition and per-passage accuracies (trials averaged within a passage first)."""
+    """Per-condition and per-passage accuracies (trials averaged within a passage first), rows in the order
+    of `config.conditions` (the records come smallest trial first), the base model first."""
     rows = {"baseline": {p.id: [baselines[p.id]["accuracy"]] for p in passages if p.id in baselines}}
     seconds: dict[str, list[float]] = {}
     for t in trials:
         rows.setdefault(t["condition"], {}).setdefault(t["passage_id"], []).append(t["accuracy"])
         seconds.setdefault(t["condition"], []).append(t["timings"]["train_s"] + t["timings"]["eval_s"])
+    order = ["baseline", *(getattr(config, "conditions", None) or [])]  # the run's order, not the records'
+    rows = dict(sorted(rows.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     conditions = {}
     for name, per_passage in rows.items():
         means = [sum(v) / len(v) for v in per_passage.values()]
@@ -61,6 +64,24 @@ def summarise(config, passages: list, baselines: dict[str, dict], trials: list[d
             "per_passage": per_passage}
 
 
+def label(condition: str) -> str:
+    """A condition's name as a table row or bar: a ReST-EM round's generator by its run and round, a data file
+    by its name (the full names stay in summary.json and the config).
+
+    >>> label("generator:/w/runs/20261129-024646-train-rest-em-squad-24/round-2/generator")
+    'generator: 20261129-024646-train-rest-em-squad-24 round 2'
+    >>> label("data:../shared/data/squad/eval200_qwen7b_base_self_edits.json"), label("model:self-qa")
+    ('data: eval200_qwen7b_base_self_edits.json', 'model:self-qa')
+    """
+    kind, sep, where = condition.partition(":")
+    parts = where.replace("\\", "/").rstrip("/").split("/")
+    if kind == "generator" and sep and len(parts) >= 3 and parts[-2].startswith("round-"):
+        return f"generator: {parts[-3]} round {parts[-2].removeprefix('round-')}"
+    if kind == "data" and sep and len(parts) > 1:
+        return f"data: {parts[-1]}"
+    return condition
+
+
 def change_text(paired: dict | None, is_reference: bool) -> str:
     """A paired change in points, '± s.e.'; 'reference' for the reference row itself."""
     if paired:
@@ -75,16 +96,16 @@ def report_markdown(summary: dict, title: str) -> str:
     lines = [f"# {title}", "", f"Grader: `{summary['grader']}`. Accuracy: mean over passages of each passage's "
              "no-context accuracy, averaged over its trials (self-edits x seeds) first (± standard error over passages). "
              f"Paired change: the row minus `{reference}` over the passages both cover (± standard error over passages).",
-             "", f"| condition | accuracy | ± s.e. | change vs {reference} (paired) | "
-             + "".join(f"vs {r} (paired) | " for r in also) + "passages | trials | s / trial |",
+             "", f"| condition | accuracy | ± s.e. | change vs {label(reference or '-')} (paired) | "
+             + "".join(f"vs {label(r)} (paired) | " for r in also) + "passages | trials | s / trial |",
              "|---|---|---|---|" + "---|" * len(also) + "---|---|---|"]
     for name, c in summary["conditions"].items():
         spt = f"{c['seconds_per_trial']:.1f}" if c["seconds_per_trial"] is not None else "-"
         changes = [change_text(c.get("paired"), name == reference)]
         changes += [change_text((c.get("paired_with") or {}).get(r), name == r) for r in also]
-        lines.append(f"| {name} | {100 * c['accuracy']:.1f} % | {100 * c['stderr']:.1f} | {' | '.join(changes)} | "
+        lines.append(f"| {label(name)} | {100 * c['accuracy']:.1f} % | {100 * c['stderr']:.1f} | {' | '.join(changes)} | "
                      f"{c['passages']} | {c['trials']} | {spt} |")
-    lines += ["", "| # | passage | questions | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+    lines += ["", "| # | passage | questions | " + " | ".join(map(label, names)) + " |", "|---|---|---|" + "---|" * len(names)]
     for row in summary["per_passage"]:
         cells = [f"{100 * row[n]:.0f} %" if row.get(n) is not None else "-" for n in names]
         lines.append(f"| {row['index']} | {row['title'][:40]} | {row['questions']} | " + " | ".join(cells) + " |")
