@@ -288,7 +288,34 @@ def test_arc_eval_command_on_a_tiny_model(tmp_path, tiny_model_path):
     solved_tasks = {r["task_id"] for r in records if r["condition"] == "oracle" and r["solved"]}
     assert oracle["tasks_solved"] == len(solved_tasks)
     assert f"{len(solved_tasks)} of 2" in (run_dir / "report.md").read_text()
+    recipes = (run_dir / "report.md").read_text().split("## Recipes")[1]  # the oracle's and the model's columns
+    assert "| choice | oracle | model |" in recipes and "| trials | 2 (2 valid) | 4 (0 valid) |" in recipes
+    assert "| loss output | 100 % (" in recipes and "<h2>Recipes</h2>" in page
     assert main(["eval", "--domain", "arc", "--arc-challenges", str(tmp_path / "missing.json")]) == 2
+
+
+def test_the_recipe_profile_counts_each_choice_and_its_solves():
+    from seal.reporting.recipes import recipe_profile
+
+    def trial(augmentations, lr, epochs, loss, solved):
+        return {"recipe": json.dumps({"augmentations": augmentations, "learning_rate": lr, "epochs": epochs,
+                                      "loss": loss}), "solved": solved}
+
+    round0 = [trial([], 1e-4, 2, "output", False), trial(["basic", "size"], 1.2e-3, 2, "all", True),
+              trial(["basic"], 9e-4, 5, "output", True), {"status": "invalid_recipe", "solved": False}]
+    round1 = [trial(["basic"], 1e-3, 5, "output", True), trial(["basic"], 1e-3, 5, "output", False)]
+    header, rows = recipe_profile({"round 0": round0, "round 1": round1})
+    table = {row[0]: row[1:] for row in rows}
+    assert header == ["choice", "round 0", "round 1"]
+    assert table["trials"] == ["4 (3 valid)", "2 (2 valid)"] and table["solved"] == ["2 (50 %)", "1 (50 %)"]
+    assert table["augmentations basic"] == ["67 % (2 of 2)", "100 % (1 of 2)"]
+    assert table["augmentations size"] == ["33 % (1 of 1)", "-"]
+    assert table["augmentations none"] == ["33 % (0 of 1)", "-"]
+    assert table["learning rate ~1e-03"] == ["67 % (2 of 2)", "100 % (1 of 2)"]
+    assert table["epochs 2"] == ["67 % (1 of 2)", "-"] and table["loss all"] == ["33 % (1 of 1)", "-"]
+    assert [r[0] for r in rows][2:] == ["augmentations basic", "augmentations size", "augmentations none",
+                                        "learning rate ~1e-04", "learning rate ~1e-03", "epochs 2", "epochs 5",
+                                        "loss all", "loss output"]
 
 
 def test_recipes_are_saved_batch_by_batch_so_a_kill_keeps_the_sampled_ones(tmp_path, tiny, monkeypatch):

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForCausalLM
 
 from seal.config import InnerLoopConfig, ModelConfig, RunConfig, SamplingConfig, SFTConfig, TrainConfig, DataConfig
@@ -267,6 +268,20 @@ def test_arc_round_keeps_a_solving_recipe_and_sfts_the_generator_on_it(tmp_path,
     assert summary["kept"] == len(kept) and summary["sft"]["pairs"] == len(kept)
     before, after = weights(tiny_model_path), weights(round0 / "generator")
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+    # The report's recipe table: which recipes the round sampled, and that exactly the 5-epoch ones solved.
+    from seal.reporting.read import RunView
+    from seal.reporting.recipes import profile_groups, recipe_profile
+
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump({**config.to_dict(), "command": "train"}))
+    groups = profile_groups(RunView(tmp_path / "run"))
+    assert list(groups) == ["round 0"] and len(groups["round 0"]) == 8
+    table = {row[0]: row[1] for row in recipe_profile(groups)[1]}
+    assert table["solved"].startswith(f"{sum(t['solved'] for t in trials)} (")
+    epochs = {int(name.split()[1]): cell for name, cell in table.items() if name.startswith("epochs ")}
+    for n, cell in epochs.items():
+        made, solved = int(cell.split(" of ")[1].rstrip(")")), int(cell.split("(")[1].split(" of ")[0])
+        assert solved == (made if n >= 5 else 0)
 
 
 def test_max_copy_keeps_no_self_edit_that_repeats_its_passage(tmp_path, tiny_model_path, monkeypatch):

@@ -304,7 +304,7 @@ def _execute(config: RunConfig, run_dir: Path) -> int:
         from seal.report import train_report
 
         history = run_train(config, run_dir)
-        _report(run_dir, {"rounds": history}, train_report(history, title))
+        _report(run_dir, {"rounds": history}, train_report(history, title) + _recipes(config, run_dir))
         plot_rewards(history, run_dir / "rewards.png")
     elif config.command == "learn":
         from seal.commands.learn import learn_report, run_learn
@@ -324,7 +324,7 @@ def _execute(config: RunConfig, run_dir: Path) -> int:
         from seal.report import arc_report
 
         summary = run_arc_eval(config, run_dir)
-        _report(run_dir, summary, arc_report(summary, title))
+        _report(run_dir, summary, arc_report(summary, title) + _recipes(config, run_dir))
     else:
         from seal.commands.adapt import run_adapt
         from seal.commands.cpt import run_cpt
@@ -335,6 +335,16 @@ def _execute(config: RunConfig, run_dir: Path) -> int:
         _report(run_dir, summary, report_markdown(summary, title))
         plot_conditions(summary, run_dir / "accuracy.png", f"{config.data.source} | {config.model.name}")
     return 0
+
+
+def _recipes(config: RunConfig, run_dir: Path) -> str:
+    """An ARC run's recipe choices by round or row (seal.reporting.recipes); '' for a knowledge run."""
+    if config.domain != "arc":
+        return ""
+    from seal.reporting.read import RunView
+    from seal.reporting.recipes import profile_section
+
+    return profile_section(RunView(run_dir))
 
 
 def _report(run_dir: Path, summary: dict, report: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from seal.report import summarise_arc, tasks_solved
 from seal.reporting.html import esc, fold, grid, pm, pre, table
 from seal.reporting.read import RunView
+from seal.reporting.recipes import profile_html
 
 
 def _tasks(view: RunView) -> dict:
@@ -28,7 +29,9 @@ def arc_sections(view: RunView) -> str:
     trials = view.records("trials.jsonl")
     if not trials:
         return "<p class=\"muted\">No trial has finished yet.</p>"
-    conditions = list(dict.fromkeys(t["condition"] for t in trials))
+    present = {t["condition"] for t in trials}
+    conditions = [c for c in dict.fromkeys([*(view.config.get("conditions") or []), *(t["condition"] for t in trials)])
+                  if c in present]  # the run's order, not the records
     task_ids = list(dict.fromkeys(t["task_id"] for t in trials))
     summary = summarise_arc(trials, conditions, task_ids, view.config.get("reference"))
     rows = [[esc(c), pm(v["success_rate"], v["stderr"]),
@@ -38,7 +41,7 @@ def arc_sections(view: RunView) -> str:
             for c, v in summary["conditions"].items()]
     out = ["<h2>Results</h2>", table(["condition", "success ± s.e.", f"change vs {esc(summary['reference'])} (paired)",
                                       "tasks solved", "tasks", "trials", "statuses"], rows, numeric={1, 2, 3, 4, 5}),
-           "<h2>Tasks</h2>"]
+           profile_html(view), "<h2>Tasks</h2>"]
     tasks = _tasks(view)
     for tid in task_ids:
         task = tasks.get(tid)

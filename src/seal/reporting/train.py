@@ -14,6 +14,7 @@ from seal.plots import plot_rewards
 from seal.report import paired_change
 from seal.reporting.html import esc, fold, pct, plot, pm, pre, table
 from seal.reporting.read import RunView
+from seal.reporting.recipes import profile_html
 from seal.stats import mean_and_stderr
 
 
@@ -134,6 +135,8 @@ def train_sections(view: RunView) -> str:
         out += ["<h2>Stage times</h2>", table(["round", *map(esc, history[0]["timings"])], (
             [str(h["round"]), *[f"{v:.0f} s" for v in h["timings"].values()]] for h in history),
             numeric=set(range(1, 1 + len(history[0]["timings"]))))]
+    if view.domain == "arc":
+        out.append(profile_html(view))
     out.append(self_edit_folds(view))
     return "".join(out)
 

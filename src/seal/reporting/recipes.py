@@ -1,0 +1,125 @@
+"""Which ARC recipes a set of trials used, and how often each choice solved its task.
+
+The evidence issue 16 asks for when a trained generator is not better: what the model writes
+now. For each group of trials (a ReST-EM round's sampled recipes, or an evaluation row) the
+table gives, per choice of each recipe field (an augmentation group, the learning rate's order
+of magnitude, the epochs, the loss), the share of the group's valid recipes that made it and how
+many of those solved their task (a trial is one recipe and one seed):
+
+    | choice             | round 0        | round 1        |
+    |--------------------|----------------|----------------|
+    | trials             | 90 (90 valid)  | 90 (88 valid)  |
+    | solved             | 7 (8 %)        | 15 (17 %)      |
+    | augmentations none | 21 % (2 of 19) | 40 % (9 of 35) |
+    | learning rate ~1e-3| 33 % (5 of 30) | 61 % (12 of 54)|
+
+A recipe with several augmentation groups counts under each of them, so those shares add up to
+more than 100 %; the other fields' shares add up to 100 % of the valid recipes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+FIELDS = ("augmentations", "learning_rate", "epochs", "loss")
+
+
+def choices(record: dict) -> list[tuple[str, str]] | None:
+    """The (field, value) choices of a trial's parsed recipe; None where it had no valid one.
+
+    >>> choices({"recipe": '{"augmentations": ["basic", "size"], "learning_rate": 0.00031, "epochs": 3, "loss": "all"}'})
+    [('augmentations', 'basic'), ('augmentations', 'size'), ('learning_rate', '~1e-04'), ('epochs', '3'), ('loss', 'all')]
+    >>> choices({"recipe": '{"augmentations": [], "learning_rate": 0.0009, "epochs": 1, "loss": "output"}'})[:2]
+    [('augmentations', 'none'), ('learning_rate', '~1e-03')]
+    >>> choices({"status": "invalid_recipe"}) is None
+    True
+    """
+    text = record.get("recipe")
+    if not text:
+        return None
+    recipe = json.loads(text)
+    out = [("augmentations", g) for g in recipe["augmentations"]] or [("augmentations", "none")]
+    magnitude = 10 ** round(math.log10(recipe["learning_rate"]))
+    return out + [("learning_rate", f"~{magnitude:.0e}"), ("epochs", str(recipe["epochs"])), ("loss", recipe["loss"])]
+
+
+def _order(field: str, value: str):
+    if field == "augmentations":
+        from seal.domains.arc.augment import GROUPS
+
+        names = [*GROUPS, "none"]
+        return (names.index(value) if value in names else len(names), value)
+    if field in ("learning_rate", "epochs"):
+        return (float(value.lstrip("~")), value)
+    return (0, value)
+
+
+def recipe_profile(groups: dict[str, list[dict]]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the table above for `groups`: a column label -> that column's trial records."""
+    header = ["choice", *groups]
+    counts: dict[str, dict[tuple[str, str], list[int]]] = {}
+    totals = []
+    for name, records in groups.items():
+        per = counts.setdefault(name, {})
+        valid = [r for r in records if choices(r) is not None]
+        totals.append((len(records), len(valid), sum(bool(r.get("solved")) for r in records)))
+        for r in valid:
+            for choice in dict.fromkeys(choices(r)):
+                seen = per.setdefault(choice, [0, 0])
+                seen[0] += 1
+                seen[1] += bool(r.get("solved"))
+    rows = [["trials", *(f"{n} ({v} valid)" for n, v, _ in totals)],
+            ["solved", *(f"{s} ({100 * s / n:.0f} %)" if n else "-" for n, _, s in totals)]]
+    keys = sorted({k for per in counts.values() for k in per}, key=lambda k: (FIELDS.index(k[0]), _order(*k)))
+    for field, value in keys:
+        cells = []
+        for name, (_, valid, _) in zip(groups, totals):
+            made, solved = counts[name].get((field, value), [0, 0])
+            cells.append(f"{100 * made / valid:.0f} % ({solved} of {made})" if made else "-")
+        rows.append([f"{field.replace('_', ' ')} {value}", *cells])
+    return header, rows
+
+
+def profile_markdown(groups: dict[str, list[dict]]) -> str:
+    header, rows = recipe_profile(groups)
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def profile_groups(view) -> dict[str, list[dict]]:
+    """An ARC run's columns (a seal.reporting.read.RunView): each ReST-EM round's sampled recipes for `seal
+    train`, else each row of the table that trains on recipes (in-context learning has none)."""
+    if view.command == "train":
+        rounds = sorted(view.path.glob("round-*/trials.jsonl"), key=lambda p: int(p.parent.name.split("-")[1]))
+        groups = {f"round {p.parent.name.split('-')[1]}": [r for r in view.records(f"{p.parent.name}/trials.jsonl")
+                                                          if r.get("condition") == "model"] for p in rounds}
+    else:
+        groups = {c: [] for c in view.config.get("conditions") or []}  # the run's order
+        for r in view.records("trials.jsonl"):
+            groups.setdefault(r["condition"], []).append(r)
+    return {name: records for name, records in groups.items()
+            if records and any(r.get("recipe") or r.get("status") == "invalid_recipe" for r in records)}
+
+
+def profile_section(view) -> str:
+    """The markdown section for an ARC run's report.md ('' when no trial has a recipe yet)."""
+    groups = profile_groups(view)
+    if not groups:
+        return ""
+    return ("\n## Recipes\n\nPer choice: the share of a column's valid recipes that made it (solved of those). "
+            "A recipe with several augmentation groups counts under each.\n\n" + profile_markdown(groups))
+
+
+def profile_html(view) -> str:
+    """The page section of the same table ('' when no trial has a recipe yet)."""
+    from seal.reporting.html import esc, table
+
+    groups = profile_groups(view)
+    if not groups:
+        return ""
+    header, rows = recipe_profile(groups)
+    return ("<h2>Recipes</h2><p class=\"muted\">Per choice: the share of a column's valid recipes that made it "
+            "(solved of those). A recipe with several augmentation groups counts under each.</p>"
+            + table([esc(h) for h in header], ([esc(c) for c in row] for row in rows),
+                    numeric=set(range(1, len(header)))))
