@@ -17,10 +17,14 @@ def plot_conditions(summary: dict, path: Path, title: str = "") -> Path | None:
     names = list(summary["conditions"])
     means = [100 * summary["conditions"][n]["accuracy"] for n in names]
     errors = [100 * summary["conditions"][n]["stderr"] for n in names]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(names), 3.6))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(names), 4.2))
+    import textwrap
+
     from seal.report import label
 
-    bars = ax.bar([label(n).replace(" round", "\nround") for n in names], means, yerr=errors, capsize=4, color="#4878a8")
+    ticks = [textwrap.fill(label(n), 16) for n in names]  # long run and file names wrap at hyphens and spaces
+    bars = ax.bar(range(len(names)), means, yerr=errors, capsize=4, color="#4878a8")
+    ax.set_xticks(range(len(names)), ticks, fontsize=8)
     ax.bar_label(bars, labels=[f"{m:.1f}" for m in means], padding=3)
     ax.set_ylabel(f"no-context accuracy, % ({summary['grader']})")
     ax.set_ylim(0, max(100.0, max(m + e for m, e in zip(means, errors)) + 10) if means else 100)

@@ -75,10 +75,11 @@ def sources_table(view: RunView, trials: list[dict]) -> str:
     passages cannot be read from here)."""
     from seal.domains.knowledge.quality import copied_share
 
-    by_condition: dict[str, dict[tuple, dict]] = {}
+    by_condition: dict[str, dict[tuple, dict]] = {c: {} for c in view.config.get("conditions") or []}  # run order
     for t in trials:
         if t.get("self_edit"):
             by_condition.setdefault(t["condition"], {})[(t["passage_id"], t["self_edit_index"])] = t
+    by_condition = {name: edits for name, edits in by_condition.items() if edits}
     if not by_condition:
         return ""
     contexts = _passage_texts(view)
