@@ -48,7 +48,9 @@ def plot_rewards(history: list[dict], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(4.5, 3.4))
     ax.errorbar(rounds, [100 * h["mean_reward"] for h in history], yerr=[100 * h["reward_stderr"] for h in history],
                 marker="o", capsize=4, label="sampled self-edits")
-    ax.plot(rounds, [100 * h["mean_baseline"] for h in history], "--", color="grey", label="no adaptation")
+    baseline = history[0].get("baseline", "no-adaptation") if history else "no-adaptation"  # what rewards beat
+    ax.plot(rounds, [100 * h["mean_baseline"] for h in history], "--", color="grey",
+            label=f"baseline: {baseline.replace('-', ' ')}")
     ax.set_xlabel("ReST-EM round")
     ax.set_ylabel("reward: no-context accuracy, %")
     ax.set_xticks(rounds)
