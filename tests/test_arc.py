@@ -291,6 +291,10 @@ def test_arc_eval_command_on_a_tiny_model(tmp_path, tiny_model_path):
     recipes = (run_dir / "report.md").read_text().split("## Recipes")[1]  # the oracle's and the model's columns
     assert "| choice | oracle | model |" in recipes and "| trials | 2 (2 valid) | 4 (0 valid) |" in recipes
     assert "| loss output | 100 % (" in recipes and "<h2>Recipes</h2>" in page
+    for tid in tasks:  # each task's fold says how many of each row's trials solved it
+        counts = ", ".join(f"{c} {sum(r['solved'] for r in records if r['task_id'] == tid and r['condition'] == c)} of {n}"
+                           for c, n in (("icl", 1), ("oracle", 1), ("model", 2)))
+        assert f"task {tid} · solved: {counts}" in page
     assert main(["eval", "--domain", "arc", "--arc-challenges", str(tmp_path / "missing.json")]) == 2
 
 
