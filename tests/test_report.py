@@ -189,3 +189,16 @@ def test_seal_runs_lists_finished_running_and_stopped_runs_and_writes_nothing(ad
     code, err = run_cli(capsys, ["runs", str(tmp_path / "none")])
     assert code == 2
     assert_one_clear_line(err, "is not a directory of runs")
+
+
+def test_markdown_tables_of_a_run_match_its_report_md_and_bad_input_is_one_line(adapt_run, tmp_path, capsys):
+    before = files(adapt_run)
+    capsys.readouterr()
+    assert main(["report", "--markdown", str(adapt_run)]) == 0
+    out = capsys.readouterr().out
+    assert files(adapt_run) == before  # prints, writes nothing
+    table = [line for line in (adapt_run / "report.md").read_text().splitlines() if line.startswith("|")]
+    assert len(table) > 4 and all(line in out.splitlines() for line in table)
+    code, err = run_cli(capsys, ["report", "--markdown", str(tmp_path)])
+    assert code == 2
+    assert_one_clear_line(err, "no config.yaml")

@@ -200,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "side (-o FILE, default seal-report.html); works on runs still going or killed")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     p.add_argument("-o", "--output", help="where the page goes")
+    p.add_argument("--markdown", action="store_true", help="print each run's tables as markdown instead (no page)")
     p = sub.add_parser("runs", help="every run under a folder: command, state, progress, and how to resume it",
                        description="every run directory under ROOT (default runs): its command, whether it finished, "
                                    "is running or stopped, what it has done, and the resume command of each stopped run")
@@ -380,9 +381,9 @@ def main(argv: list[str] | None = None) -> int:
             print(list_runs(args.root), end="")
             return 0
         if args.command == "report":
-            from seal.commands.report import write_report
+            from seal.commands.report import markdown_report, write_report
 
-            print(f"report: {write_report(args.runs, args.output)}")
+            print(markdown_report(args.runs) if args.markdown else f"report: {write_report(args.runs, args.output)}")
             return 0
         return _run(args)
     except SealError as err:

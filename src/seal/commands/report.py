@@ -1,6 +1,7 @@
 """`seal report RUN_DIR [RUN_DIR...] [-o FILE]`: the HTML page of runs (seal.reporting.page).
 
 One run: RUN_DIR/report.html by default; several: seal-report.html in the working directory.
+`--markdown`: each run's tables as markdown on stdout instead (seal.reporting.markdown), nothing written.
 """
 
 from __future__ import annotations
@@ -23,3 +24,12 @@ def write_report(paths: list[str], out: str | None = None) -> Path:
         raise SealError(f"{target.parent} does not exist")
     write_atomic(target, text)
     return target
+
+
+def markdown_report(paths: list[str]) -> str:
+    """Every run's tables, read first: a run that cannot be read prints nothing."""
+    from seal.reporting.markdown import run_markdown
+    from seal.reporting.read import RunView
+
+    views = [RunView(p) for p in paths]
+    return "\n".join(run_markdown(v) for v in views)

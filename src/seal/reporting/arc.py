@@ -23,17 +23,26 @@ def _tasks(view: RunView) -> dict:
         return {}
 
 
+def arc_summary(view: RunView) -> tuple[dict, list[str], list[str]] | None:
+    """(seal.report.summarise_arc's summary, its conditions in the run's order, task ids) of the trials so far."""
+    trials = view.records("trials.jsonl")
+    if not trials:
+        return None
+    present = {t["condition"] for t in trials}
+    conditions = [c for c in dict.fromkeys([*(view.config.get("conditions") or []), *(t["condition"] for t in trials)])
+                  if c in present]  # the run's order, not the records'
+    task_ids = list(dict.fromkeys(t["task_id"] for t in trials))
+    return summarise_arc(trials, conditions, task_ids, view.config.get("reference")), conditions, task_ids
+
+
 def arc_sections(view: RunView) -> str:
     from seal.domains.arc.grids import format_grid
 
-    trials = view.records("trials.jsonl")
-    if not trials:
+    found = arc_summary(view)
+    if found is None:
         return "<p class=\"muted\">No trial has finished yet.</p>"
-    present = {t["condition"] for t in trials}
-    conditions = [c for c in dict.fromkeys([*(view.config.get("conditions") or []), *(t["condition"] for t in trials)])
-                  if c in present]  # the run's order, not the records
-    task_ids = list(dict.fromkeys(t["task_id"] for t in trials))
-    summary = summarise_arc(trials, conditions, task_ids, view.config.get("reference"))
+    summary, conditions, task_ids = found
+    trials = view.records("trials.jsonl")
     rows = [[esc(c), pm(v["success_rate"], v["stderr"]),
              pm(v["paired"]["mean"], v["paired"]["stderr"]) if v["paired"] else
              ("reference" if c == summary["reference"] else "-"), esc(tasks_solved(v)), str(v["tasks"]), str(v["trials"]),
