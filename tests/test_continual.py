@@ -102,6 +102,9 @@ def test_continual_command_writes_the_table_and_heat_map(tmp_path, capsys, tiny_
     assert main(["report", str(run_dir)]) == 0
     page = (run_dir / "report.html").read_text()
     assert "backward transfer" in page and 'src="data:image/png;base64,' in page and "step 1: accuracy" in page
+    from seal.reporting.listing import list_runs
+
+    assert "finished  2 of 2 steps" in list_runs(runs)
     code, err = run_cli(capsys, ["continual", *tiny_flags(tiny_model_path, tmp_path / "r2"), "--sequences", "3",
                                  "--num-passages", "4"])
     assert code == 2

@@ -30,6 +30,12 @@ def progress(view: RunView, running: bool = False) -> str:
         text = f"{done} of {rounds} rounds"
         open_round = trials_done(view, f"round-{done}/trials.jsonl", running)
         return text + (f", {open_round}" if open_round else "")
+    if view.command == "continual":  # each condition's sequences, each of sequence_length steps
+        cont = view.config.get("continual") or {}
+        sequences, length = cont.get("sequences", 1), cont.get("sequence_length", 8)
+        done = sum(len(view.records(f"{c}/sequence-{q}/steps.jsonl"))
+                   for c in view.config.get("conditions") or [] for q in range(sequences))
+        return f"{done} of {len(view.config.get('conditions') or []) * sequences * length} steps"
     if (view.path / "trials.jsonl").is_file():
         return trials_done(view, "trials.jsonl", running)
     if (view.path / "cpt.jsonl").is_file():
