@@ -51,6 +51,8 @@ def trials_done(view: RunView, relative: str, running: bool) -> str:
     try:
         status = json.loads(status_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        status = None
+    if not isinstance(status, dict) or not isinstance(status.get("trials"), int):
         return f"{done} trials" if done else ""
     text = f"{done} of {status['trials']} trials"
     if running and status.get("eta_s") is not None:
