@@ -124,10 +124,15 @@ def test_killed_run_resumes_without_losing_or_repeating_a_trial(tmp_path, tiny_m
     n_before = len(before.splitlines())
     total = 3 * 3 * 2
     assert 3 <= n_before < total, "the run finished before it could be killed"
+    status_path = trials_path.with_name("trials.progress.json")  # what `seal runs` reads: all trials, done so far
+    status = json.loads(status_path.read_text())
+    assert status["trials"] == total and status["finished"] <= n_before  # written after each group, so it may lag
     with open(trials_path, "a") as f:  # as if the kill had landed in the middle of a write
         f.write('{"condition": "data", "passage_id": "tor')
 
     assert main(["adapt", "--resume", str(trials_path.parent)]) == 0
+    status = json.loads(status_path.read_text())
+    assert (status["trials"], status["finished"], status["eta_s"]) == (total, total, 0)
 
     after = trials_path.read_text()
     assert after.startswith(before), "records written before the kill changed"
