@@ -3,6 +3,9 @@
     seal adapt / eval / cpt   summarise + report_markdown   accuracy per condition, paired change vs a reference row
     seal eval --domain arc    summarise_arc + arc_report    success rate per condition
     seal train                train_report                  reward per round, paired change vs round 0
+    seal continual            continual_report              the forgetting matrix per condition
+
+A finished run writes them into RUN_DIR/report.md; `seal report --markdown` remakes them from any run so far.
 
 A row's figure is the mean over inputs of each input's mean over its trials, ± the standard
 error over inputs (seal.stats). The paired change of a row against the reference row is the
