@@ -226,8 +226,9 @@ def test_passage_twice_baseline_trains_on_two_copies_of_the_passage(tmp_path, ti
 @pytest.mark.skipif(importlib.util.find_spec("xgrammar") is None, reason="xgrammar is not installed")
 def test_arc_round_keeps_a_solving_recipe_and_sfts_the_generator_on_it(tmp_path, tiny_model_path, monkeypatch):
     """Recipes sampled under the schema all parse and train; which trial solves its task is decided here
-    (recipes of 5 epochs or more, since a random tiny model solves nothing): each task keeps its first such
-    recipe, and the generator is fine-tuned on exactly those (prompt, recipe) pairs."""
+    (recipes of 3 epochs or more, since a random tiny model solves nothing): by the paper's rule for ARC every
+    such recipe is kept (train.selection resolves to beats-baseline), and the generator is fine-tuned on exactly
+    those (prompt, recipe) pairs."""
     from dataclasses import replace
 
     from seal.config import ArcConfig
@@ -239,7 +240,7 @@ def test_arc_round_keeps_a_solving_recipe_and_sfts_the_generator_on_it(tmp_path,
 
     def score(self, trial, answers):
         try:
-            solved = parse_recipe(trial.self_edit).epochs >= 5
+            solved = parse_recipe(trial.self_edit).epochs >= 3
         except (RecipeError, TypeError):
             solved = False
         return {**real_score(self, trial, answers), "solved": solved, "accuracy": float(solved)}
@@ -258,18 +259,16 @@ def test_arc_round_keeps_a_solving_recipe_and_sfts_the_generator_on_it(tmp_path,
     round0 = tmp_path / "run" / "round-0"
     trials = [json.loads(line) for line in (round0 / "trials.jsonl").read_text().splitlines()]
     assert len(trials) == 2 * 4 and {t["status"] for t in trials} <= {"ok", "over_budget"}
-    solving = {}
-    for t in sorted(trials, key=lambda t: (t["task_id"], t["self_edit_index"])):
-        if t["solved"] and t["status"] == "ok":
-            solving.setdefault(t["task_id"], t["self_edit_index"])
+    assert config.train.selection is None and summary["selection"] == "beats-baseline"
+    solving = {(t["task_id"], t["self_edit_index"]) for t in trials if t["solved"] and t["status"] == "ok"}
     kept = [json.loads(line) for line in (round0 / "kept.jsonl").read_text().splitlines()]
-    assert {(k["item_id"], k["self_edit_index"]) for k in kept} == set(solving.items())
-    assert solving, "no sampled recipe had 5 epochs or more: pick another seed"
+    assert {(k["item_id"], k["self_edit_index"]) for k in kept} == solving
+    assert max(sum(t == tid for t, _ in solving) for tid in challenges) > 1, "no task had two solving recipes"
     assert summary["kept"] == len(kept) and summary["sft"]["pairs"] == len(kept)
     before, after = weights(tiny_model_path), weights(round0 / "generator")
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
-    # The report's recipe table: which recipes the round sampled, and that exactly the 5-epoch ones solved.
+    # The report's recipe table: which recipes the round sampled, and that exactly those of 3 epochs or more solved.
     from seal.reporting.read import RunView
     from seal.reporting.recipes import profile_groups, recipe_profile
 
@@ -281,7 +280,7 @@ def test_arc_round_keeps_a_solving_recipe_and_sfts_the_generator_on_it(tmp_path,
     epochs = {int(name.split()[1]): cell for name, cell in table.items() if name.startswith("epochs ")}
     for n, cell in epochs.items():
         made, solved = int(cell.split(" of ")[1].rstrip(")")), int(cell.split("(")[1].split(" of ")[0])
-        assert solved == (made if n >= 5 else 0)
+        assert solved == (made if n >= 3 else 0)
 
 
 def test_max_copy_keeps_no_self_edit_that_repeats_its_passage(tmp_path, tiny_model_path, monkeypatch):

@@ -37,9 +37,10 @@ class TrainConfig:
     """Rounds of (sample k self-edits per passage, run their inner loops, keep the best, SFT the generator)."""
     passages_per_round: int = 50
     """A fresh batch of training passages per round, drawn (seeded) from the data source's passages."""
-    selection: str = "best"
-    """best: keep each passage's best self-edit if it beats the passage's baseline;
-    beats-baseline: keep every self-edit whose reward beats the baseline."""
+    selection: str | None = None
+    """best: keep each input's best self-edit if it beats the input's baseline; beats-baseline: keep every
+    self-edit whose reward beats the baseline. None: the paper's rule for the domain (its footnote 1): the
+    single best for passages, every recipe that solves its task for ARC (RunConfig.validate resolves it)."""
     baseline: str = "no-adaptation"
     """What a kept self-edit must beat. no-adaptation: the un-adapted model's accuracy (the paper);
     passage-only: a trial on the passage alone (one per seed), so that a self-edit is kept only if
@@ -57,7 +58,7 @@ class TrainConfig:
             raise SealError(f"train.rounds must be between 1 and 100, not {self.rounds}")
         if self.passages_per_round < 1:
             raise SealError(f"train.passages_per_round must be at least 1, not {self.passages_per_round}")
-        if self.selection not in ("best", "beats-baseline"):
+        if self.selection not in (None, "best", "beats-baseline"):
             raise SealError(f"train.selection must be best or beats-baseline, not {self.selection!r}")
         if self.baseline not in ("no-adaptation", "passage-only", "passage-twice"):
             raise SealError(f"train.baseline must be no-adaptation, passage-only or passage-twice, not {self.baseline!r}")

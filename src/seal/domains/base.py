@@ -99,6 +99,9 @@ class Domain(Protocol):
     """A domain as the ReST-EM loop sees it (seal.domains.knowledge.domain, seal.domains.arc.domain)."""
 
     name: str
+    selection: str
+    """The paper's E-step rule for the domain when train.selection is not set (its footnote 1): `best` (each
+    passage's single best self-edit) for knowledge, `beats-baseline` (every recipe that solves its task) for ARC."""
 
     def check(self, config) -> None:
         """Fail before any slow stage when the config cannot work for this domain."""

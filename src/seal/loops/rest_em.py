@@ -10,7 +10,8 @@ its output before the next starts:
   generate   k self-edits per input, sampled from the current generator           self_edits.jsonl
   trials     every self-edit's inner loop, once per seed; reward = mean score     baselines.jsonl, trials.jsonl
   select     E-step: per input, the best self-edit if it beats the input's        kept.jsonl
-             baseline (train.selection=beats-baseline keeps every one that does;
+             baseline (train.selection=beats-baseline keeps every one that does,
+             the paper's rule for ARC and the ARC domain's default;
              train.baseline=passage-only: the baseline is a trial on the passage alone;
              train.max_copy: a self-edit repeating more of its passage is never kept)
   sft        M-step: LoRA SFT of the generator on the kept (prompt, self-edit)    generator/, round.json
@@ -130,7 +131,8 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
                   if limit is not None and c is not None and c > limit}
     eligible = {iid: [-math.inf if (iid, e) in too_copied else v for e, v in enumerate(values)]
                 for iid, values in rewards.items()}  # an over-copied self-edit can beat no baseline
-    kept = select_self_edits(eligible, baselines, config.train.selection)
+    rule = config.train.selection or domain.selection  # unset: the paper's rule for the domain
+    kept = select_self_edits(eligible, baselines, rule)
     pairs = [(domain.prompt(by_id[iid], config), self_edits[iid][e]) for iid, indices in kept.items() for e in indices]
     write_atomic(round_dir / "kept.jsonl", "".join(
         json.dumps({"item_id": iid, "self_edit_index": e, "reward": rewards[iid][e], "baseline": baselines[iid],
@@ -159,6 +161,7 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
         "mean_reward": mean, "reward_stderr": stderr,
         "input_rewards": input_rewards,
         "baseline": config.train.baseline, "mean_baseline": sum(baselines.values()) / len(baselines),
+        "selection": rule,
         "kept": len(pairs), "copied_share": mean_and_stderr(shares)[0] if shares else None,
         "max_copy": limit, "dropped_as_copies": len(too_copied),
         "sft": sft, "timings": {k: round(v, 2) for k, v in timings.items()},

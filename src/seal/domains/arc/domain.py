@@ -1,8 +1,9 @@
 """The ARC domain as seen by the ReST-EM loop: tasks in, rewarded recipes out.
 
 The reward of a recipe is 1 when test-time training with it makes the voted answers solve
-the task, else 0; the baseline is 0, so the loop keeps only recipes that solved their task
-(the paper's filter for ARC). A recipe that trained nothing (invalid, over budget) earns 0
+the task, else 0; the baseline is 0, so the loop keeps only recipes that solved their task, and by
+default every one of them (`selection = beats-baseline`: the paper rewards every recipe that solves its
+task, footnote 1, and keeps only a passage's single best in knowledge incorporation). A recipe that trained nothing (invalid, over budget) earns 0
 even when the untrained model happens to solve the task.
 """
 
@@ -36,6 +37,7 @@ def sample_recipes(loaded: LoadedModel, tasks: list[Task], config: RunConfig, lo
 
 class ArcDomain:
     name = "arc"
+    selection = "beats-baseline"
 
     def __init__(self):
         self._pool: list[Task] | None = None

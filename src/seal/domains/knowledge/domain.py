@@ -31,6 +31,7 @@ class KnowledgeDomain:
     """Passages from `config.data` (seal.domains.base.Domain)."""
 
     name = "knowledge"
+    selection = "best"
 
     def __init__(self, grader: Grader | None = None):
         self.grader = grader  # None: the grader named in the config
