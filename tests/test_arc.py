@@ -385,6 +385,13 @@ def test_the_grid_keeps_exactly_the_tasks_a_recipe_solves(tmp_path, tiny_model_p
     assert json.loads(selected["best"]["same"]) == {"augmentations": [], "learning_rate": 0.01, "epochs": 1,
                                                     "loss": "output"}  # the first solving recipe in grid order
     assert sorted(selected["train"] + selected["eval"]) == ["same"]
+    grid = (run_dir / "report.md").read_text().split("## Grid")[1]  # the task x recipe matrix: `same` alone
+    assert "| same | " in grid and "| other |" not in grid and "solved by the recipe (of 2 tasks)" in grid
+    same_row = next(line for line in grid.splitlines() if line.startswith("| same |"))
+    header = next(line for line in grid.splitlines() if line.startswith("| task |"))
+    marks = dict(zip(header.split(" | ")[1:], same_row.split(" | ")[1:]))
+    assert sorted(k for k, v in marks.items() if v.strip(" |") == "solved") == ["basic, lr 0.01, 1 ep, output",
+                                                                             "none, lr 0.01, 1 ep, output"]
 
     # A later run takes its tasks from the selection, and its oracle row trains on each task's best recipe.
     later = tmp_path / "later"

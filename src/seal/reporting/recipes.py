@@ -103,12 +103,18 @@ def profile_groups(view) -> dict[str, list[dict]]:
 
 
 def profile_section(view) -> str:
-    """The markdown section for an ARC run's report.md ('' when no trial has a recipe yet)."""
+    """The markdown sections for an ARC run's report.md: the recipe table, and a grid run's task x recipe
+    matrix ('' when no trial has a recipe yet)."""
     groups = profile_groups(view)
     if not groups:
         return ""
-    return ("\n## Recipes\n\nPer choice: the share of a column's valid recipes that made it (solved of those). "
-            "A recipe with several augmentation groups counts under each.\n\n" + profile_markdown(groups))
+    out = ("\n## Recipes\n\nPer choice: the share of a column's valid recipes that made it (solved of those). "
+           "A recipe with several augmentation groups counts under each.\n\n" + profile_markdown(groups))
+    if "grid" in groups:
+        header, rows = grid_matrix(groups["grid"])
+        out += ("\n## Grid\n\nThe tasks some grid recipe solved, and which recipes did.\n\n"
+                + "\n".join("| " + " | ".join(r) + " |" for r in [header, ["---"] * len(header), *rows]) + "\n")
+    return out
 
 
 def profile_html(view) -> str:
@@ -119,7 +125,38 @@ def profile_html(view) -> str:
     if not groups:
         return ""
     header, rows = recipe_profile(groups)
-    return ("<h2>Recipes</h2><p class=\"muted\">Per choice: the share of a column's valid recipes that made it "
-            "(solved of those). A recipe with several augmentation groups counts under each.</p>"
-            + table([esc(h) for h in header], ([esc(c) for c in row] for row in rows),
-                    numeric=set(range(1, len(header)))))
+    out = ("<h2>Recipes</h2><p class=\"muted\">Per choice: the share of a column's valid recipes that made it "
+           "(solved of those). A recipe with several augmentation groups counts under each.</p>"
+           + table([esc(h) for h in header], ([esc(c) for c in row] for row in rows),
+                   numeric=set(range(1, len(header)))))
+    if "grid" in groups:
+        header, rows = grid_matrix(groups["grid"])
+        out += ("<h2>Grid</h2><p class=\"muted\">The tasks some grid recipe solved, and which recipes did.</p>"
+                + table([esc(h) for h in header], ([esc(c) for c in row] for row in rows)))
+    return out
+
+
+def recipe_label(text: str) -> str:
+    """A recipe in a few words.
+
+    >>> recipe_label('{"augmentations": ["basic", "size"], "learning_rate": 0.001, "epochs": 5, "loss": "output"}')
+    'basic+size, lr 0.001, 5 ep, output'
+    """
+    r = json.loads(text)
+    return f"{'+'.join(r['augmentations']) or 'none'}, lr {r['learning_rate']:g}, {r['epochs']} ep, {r['loss']}"
+
+
+def grid_matrix(trials: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of a grid run: a row per task that some recipe solved (then one row counting the others), a
+    column per grid recipe, 'solved' or '·' per cell ('' where that trial has not run yet)."""
+    grid = [t for t in trials if t.get("condition") == "grid" and t.get("recipe")]
+    recipes = sorted({t["recipe"] for t in grid}, key=lambda x: [c[1] for c in choices({"recipe": x})])
+    cells: dict[str, dict[str, bool]] = {}
+    for t in grid:
+        cells.setdefault(t["task_id"], {})[t["recipe"]] = bool(t.get("solved"))
+    solved = sorted(tid for tid, row in cells.items() if any(row.values()))
+    rows = [[tid, *("solved" if cells[tid].get(x) else ("·" if x in cells[tid] else "") for x in recipes)]
+            for tid in solved]
+    rows.append([f"solved by the recipe (of {len(cells)} tasks)",
+                 *(str(sum(row.get(x, False) for row in cells.values())) for x in recipes)])
+    return ["task", *map(recipe_label, recipes)], rows
