@@ -199,6 +199,20 @@ def test_markdown_tables_of_a_run_match_its_report_md_and_bad_input_is_one_line(
     assert files(adapt_run) == before  # prints, writes nothing
     table = [line for line in (adapt_run / "report.md").read_text().splitlines() if line.startswith("|")]
     assert len(table) > 4 and all(line in out.splitlines() for line in table)
+    # A stopped run: one passage lost a trial of one row, so --complete compares on the other passages only.
+    partial = tmp_path / "partial"
+    shutil.copytree(adapt_run, partial)
+    (partial / "summary.json").unlink()
+    lines = (partial / "trials.jsonl").read_text().splitlines()
+    dropped = json.loads(lines[-1])
+    (partial / "trials.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    passages = {json.loads(line)["passage_id"] for line in lines}
+    assert main(["report", "--markdown", "--complete", str(partial)]) == 0
+    out = capsys.readouterr().out
+    assert "stopped before the end" in out and "on the inputs every row has finished" in out
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith(("| baseline", "| passage", "| data"))]
+    assert rows and all(int(r[-3]) == len(passages) - 1 for r in rows[:3])  # the passages column
+    assert dropped["passage_id"] in {json.loads(line)["passage_id"] for line in lines[:-1]}
     code, err = run_cli(capsys, ["report", "--markdown", str(tmp_path)])
     assert code == 2
     assert_one_clear_line(err, "no config.yaml")

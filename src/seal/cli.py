@@ -200,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     p.add_argument("-o", "--output", help="where the page goes")
     p.add_argument("--markdown", action="store_true", help="print each run's tables as markdown instead (no page)")
+    p.add_argument("--complete", action="store_true",
+                   help="with --markdown: an evaluation's tables on the inputs every row has finished only")
     p = sub.add_parser("runs", help="every run under a folder: command, state, progress, and how to resume it",
                        description="every run directory under ROOT (default runs): its command, whether it finished, "
                                    "is running or stopped, what it has done, and the resume command of each stopped run")
@@ -314,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from seal.commands.report import markdown_report, write_report
 
-            print(markdown_report(args.runs) if args.markdown else f"report: {write_report(args.runs, args.output)}")
+            print(markdown_report(args.runs, args.complete) if args.markdown else f"report: {write_report(args.runs, args.output)}")
             return 0
         return _run(args)
     except SealError as err:

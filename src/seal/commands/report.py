@@ -26,10 +26,10 @@ def write_report(paths: list[str], out: str | None = None) -> Path:
     return target
 
 
-def markdown_report(paths: list[str]) -> str:
+def markdown_report(paths: list[str], complete: bool = False) -> str:
     """Every run's tables, read first: a run that cannot be read prints nothing."""
     from seal.reporting.markdown import run_markdown
     from seal.reporting.read import RunView
 
     views = [RunView(p) for p in paths]
-    return "\n".join(run_markdown(v) for v in views)
+    return "\n".join(run_markdown(v, complete) for v in views)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from seal.report import summarise_arc, tasks_solved
 from seal.reporting.html import esc, fold, grid, pm, pre, table
-from seal.reporting.read import RunView
+from seal.reporting.read import RunView, complete_inputs
 from seal.reporting.recipes import profile_html
 
 
@@ -23,9 +23,13 @@ def _tasks(view: RunView) -> dict:
         return {}
 
 
-def arc_summary(view: RunView) -> tuple[dict, list[str], list[str]] | None:
-    """(seal.report.summarise_arc's summary, its conditions in the run's order, task ids) of the trials so far."""
+def arc_summary(view: RunView, complete: bool = False) -> tuple[dict, list[str], list[str]] | None:
+    """(seal.report.summarise_arc's summary, its conditions in the run's order, task ids) of the trials so far;
+    `complete`: on the tasks every row has finished only (read.complete_inputs)."""
     trials = view.records("trials.jsonl")
+    if complete:
+        keep = complete_inputs(trials, "task_id")
+        trials = [t for t in trials if t["task_id"] in keep]
     if not trials:
         return None
     present = {t["condition"] for t in trials}

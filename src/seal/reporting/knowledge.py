@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from seal.plots import plot_conditions
 from seal.report import label, summarise
 from seal.reporting.html import esc, fold, pct, plot, pm, pre, table
-from seal.reporting.read import RunView
+from seal.reporting.read import RunView, complete_inputs
 
 
 def knowledge_records(view: RunView) -> tuple[list[dict], list[dict]]:
@@ -38,8 +38,12 @@ def passages_of(baselines: list[dict], trials: list[dict]) -> list[SimpleNamespa
     return sorted(seen.values(), key=lambda p: p.index)
 
 
-def summary_of(view: RunView) -> dict | None:
+def summary_of(view: RunView, complete: bool = False) -> dict | None:
+    """The run's table so far; `complete`: on the passages every row has finished only (read.complete_inputs)."""
     baselines, trials = knowledge_records(view)
+    if complete:
+        keep = complete_inputs(trials, "passage_id")
+        baselines, trials = [b for b in baselines if b["passage_id"] in keep], [t for t in trials if t["passage_id"] in keep]
     if not baselines and not trials:
         return None
     for t in trials:

@@ -15,23 +15,25 @@ from seal.reporting.read import RunView
 from seal.reporting.recipes import profile_section
 from seal.reporting.train import history_of
 
-STATE = {"finished": "", "running": " (still running: the tables hold what exists so far)",
-         "stopped": " (stopped before the end: the tables hold what exists so far)"}
+STATE = {"finished": "", "running": "still running: the tables hold what exists so far",
+         "stopped": "stopped before the end: the tables hold what exists so far"}
 
 
-def run_markdown(view: RunView) -> str:
-    title = view.name + STATE[view.status()]
+def run_markdown(view: RunView, complete: bool = False) -> str:
+    """`complete`: an evaluation's tables on the inputs every row has finished only (a stopped run's fair table)."""
+    notes = [n for n in (STATE[view.status()], "on the inputs every row has finished" if complete else "") if n]
+    title = view.name + (f" ({'; '.join(notes)})" if notes else "")
     if view.kind == "train":
         history = history_of(view)
         if not history:
             return f"# {title}\n\nNo ReST-EM round has finished yet.\n" + profile_section(view)
         return train_report(history, title) + (profile_section(view) if view.domain == "arc" else "")
     if view.kind == "arc":
-        found = arc_summary(view)
+        found = arc_summary(view, complete)
         return f"# {title}\n\nNo trial has finished yet.\n" if found is None else \
             arc_report(found[0], title) + profile_section(view)
     if view.kind in ("adapt", "cpt"):
-        summary = summary_of(view)
+        summary = summary_of(view, complete)
         return f"# {title}\n\nNo record yet.\n" if summary is None else report_markdown(summary, title)
     if view.kind == "continual":
         finished, _ = continual_results(view)

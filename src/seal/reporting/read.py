@@ -105,6 +105,22 @@ class RunView:
         return "stopped"
 
 
+def complete_inputs(trials: list[dict], field: str) -> set:
+    """The inputs (passage or task ids, `field`) on which every condition has as many trials as on its fullest
+    input: where a run stopped mid-way, the inputs its table can compare fairly.
+
+    >>> t = [{"condition": c, "id": i} for c, i in [("a", 1), ("a", 1), ("b", 1), ("a", 2), ("b", 2), ("b", 3)]]
+    >>> sorted(complete_inputs(t, "id"))
+    [1]
+    """
+    counts: dict[str, dict] = {}
+    for t in trials:
+        per = counts.setdefault(t["condition"], {})
+        per[t[field]] = per.get(t[field], 0) + 1
+    inputs = {t[field] for t in trials}
+    return {i for i in inputs if all(per.get(i, 0) == max(per.values()) for per in counts.values())}
+
+
 def open_runs(paths: list[str]) -> list[RunView]:
     """The runs of one page: each a run directory, all of the same kind (one clear error otherwise)."""
     if not paths:
