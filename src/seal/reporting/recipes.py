@@ -6,12 +6,12 @@ table gives, per choice of each recipe field (an augmentation group, the learnin
 of magnitude, the epochs, the loss), the share of the group's valid recipes that made it and how
 many of those solved their task (a trial is one recipe and one seed):
 
-    | choice             | round 0        | round 1        |
-    |--------------------|----------------|----------------|
-    | trials             | 90 (90 valid)  | 90 (88 valid)  |
-    | solved             | 7 (8 %)        | 15 (17 %)      |
-    | augmentations none | 21 % (2 of 19) | 40 % (9 of 35) |
-    | learning rate ~1e-3| 33 % (5 of 30) | 61 % (12 of 54)|
+    | choice               | round 0        | round 1         |
+    |----------------------|----------------|-----------------|
+    | trials               | 90 (90 valid)  | 90 (88 valid)   |
+    | solved               | 7 (8 %)        | 15 (17 %)       |
+    | augmentations none   | 21 % (2 of 19) | 40 % (9 of 35)  |
+    | learning rate ~1e-03 | 33 % (5 of 30) | 61 % (12 of 54) |
 
 A recipe with several augmentation groups counts under each of them, so those shares add up to
 more than 100 %; the other fields' shares add up to 100 % of the valid recipes.
@@ -81,12 +81,6 @@ def recipe_profile(groups: dict[str, list[dict]]) -> tuple[list[str], list[list[
     return header, rows
 
 
-def profile_markdown(groups: dict[str, list[dict]]) -> str:
-    header, rows = recipe_profile(groups)
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
-
-
 def profile_groups(view) -> dict[str, list[dict]]:
     """An ARC run's columns (a seal.reporting.read.RunView): each ReST-EM round's sampled recipes for `seal
     train`, else each row of the table that trains on recipes (in-context learning has none)."""
@@ -102,38 +96,34 @@ def profile_groups(view) -> dict[str, list[dict]]:
             if records and any(r.get("recipe") or r.get("status") == "invalid_recipe" for r in records)}
 
 
-def profile_section(view) -> str:
-    """The markdown sections for an ARC run's report.md: the recipe table, and a grid run's task x recipe
-    matrix ('' when no trial has a recipe yet)."""
+NOTES = {"Recipes": "Per choice: the share of a column's valid recipes that made it (solved of those). A recipe "
+                    "with several augmentation groups counts under each.",
+         "Grid": "The tasks some grid recipe solved, and which recipes did."}
+
+
+def _tables(view) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of an ARC run's recipe tables: the recipe table, and a grid run's task x recipe matrix."""
     groups = profile_groups(view)
     if not groups:
-        return ""
-    out = ("\n## Recipes\n\nPer choice: the share of a column's valid recipes that made it (solved of those). "
-           "A recipe with several augmentation groups counts under each.\n\n" + profile_markdown(groups))
-    if "grid" in groups:
-        header, rows = grid_matrix(groups["grid"])
-        out += ("\n## Grid\n\nThe tasks some grid recipe solved, and which recipes did.\n\n"
-                + "\n".join("| " + " | ".join(r) + " |" for r in [header, ["---"] * len(header), *rows]) + "\n")
-    return out
+        return []
+    return [("Recipes", *recipe_profile(groups)), *([("Grid", *grid_matrix(groups["grid"]))] if "grid" in groups else [])]
+
+
+def profile_section(view) -> str:
+    """The tables as markdown sections for an ARC run's report.md ('' when no trial has a recipe yet)."""
+    return "".join(f"\n## {title}\n\n{NOTES[title]}\n\n"
+                   + "\n".join("| " + " | ".join(r) + " |" for r in [header, ["---"] * len(header), *rows]) + "\n"
+                   for title, header, rows in _tables(view))
 
 
 def profile_html(view) -> str:
-    """The page section of the same table ('' when no trial has a recipe yet)."""
+    """The same tables as page sections ('' when no trial has a recipe yet)."""
     from seal.reporting.html import esc, table
 
-    groups = profile_groups(view)
-    if not groups:
-        return ""
-    header, rows = recipe_profile(groups)
-    out = ("<h2>Recipes</h2><p class=\"muted\">Per choice: the share of a column's valid recipes that made it "
-           "(solved of those). A recipe with several augmentation groups counts under each.</p>"
-           + table([esc(h) for h in header], ([esc(c) for c in row] for row in rows),
-                   numeric=set(range(1, len(header)))))
-    if "grid" in groups:
-        header, rows = grid_matrix(groups["grid"])
-        out += ("<h2>Grid</h2><p class=\"muted\">The tasks some grid recipe solved, and which recipes did.</p>"
-                + table([esc(h) for h in header], ([esc(c) for c in row] for row in rows)))
-    return out
+    return "".join(f"<h2>{title}</h2><p class=\"muted\">{esc(NOTES[title])}</p>"
+                   + table([esc(h) for h in header], ([esc(c) for c in row] for row in rows),
+                           numeric=set(range(1, len(header))) if title == "Recipes" else frozenset())
+                   for title, header, rows in _tables(view))
 
 
 def recipe_label(text: str) -> str:
@@ -147,8 +137,8 @@ def recipe_label(text: str) -> str:
 
 
 def grid_matrix(trials: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of a grid run: a row per task that some recipe solved (then one row counting the others), a
-    column per grid recipe, 'solved' or '·' per cell ('' where that trial has not run yet)."""
+    """(header, rows) of a grid run: a row per task that some recipe solved, then a row of how many tasks each
+    recipe solved; a column per grid recipe, 'solved' or '·' per cell ('' where that trial has not run yet)."""
     grid = [t for t in trials if t.get("condition") == "grid" and t.get("recipe")]
     recipes = sorted({t["recipe"] for t in grid}, key=lambda x: [c[1] for c in choices({"recipe": x})])
     cells: dict[str, dict[str, bool]] = {}

@@ -2,9 +2,10 @@
 
 The reward of a recipe is 1 when test-time training with it makes the voted answers solve
 the task, else 0; the baseline is 0, so the loop keeps only recipes that solved their task, and by
-default every one of them (`selection = beats-baseline`: the paper rewards every recipe that solves its
-task, footnote 1, and keeps only a passage's single best in knowledge incorporation). A recipe that trained nothing (invalid, over budget) earns 0
-even when the untrained model happens to solve the task.
+default every one of them (`selection = beats-baseline`: the paper rewards every recipe that solves
+its task, its footnote 1, and keeps only a passage's single best in knowledge incorporation). A
+recipe that trained nothing (invalid, over budget) earns 0 even when the untrained model happens
+to solve the task.
 """
 
 from __future__ import annotations
