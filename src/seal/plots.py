@@ -7,6 +7,10 @@ from pathlib import Path
 
 def plot_conditions(summary: dict, path: Path, title: str = "") -> Path | None:
     """Bar chart of accuracy per condition with standard-error bars."""
+    import textwrap
+
+    from seal.report import label
+
     try:
         import matplotlib
 
@@ -18,10 +22,6 @@ def plot_conditions(summary: dict, path: Path, title: str = "") -> Path | None:
     means = [100 * summary["conditions"][n]["accuracy"] for n in names]
     errors = [100 * summary["conditions"][n]["stderr"] for n in names]
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(names), 4.2))
-    import textwrap
-
-    from seal.report import label
-
     ticks = [textwrap.fill(label(n), 16) for n in names]  # long run and file names wrap at hyphens and spaces
     bars = ax.bar(range(len(names)), means, yerr=errors, capsize=4, color="#4878a8")
     ax.set_xticks(range(len(names)), ticks, fontsize=8)
