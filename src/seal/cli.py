@@ -316,7 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from seal.commands.report import markdown_report, write_report
 
-            print(markdown_report(args.runs, args.complete) if args.markdown else f"report: {write_report(args.runs, args.output)}")
+            if args.markdown:
+                print(markdown_report(args.runs, args.complete))
+            else:
+                print(f"report: {write_report(args.runs, args.output)}")
             return 0
         return _run(args)
     except SealError as err:

@@ -28,27 +28,27 @@ def execute(config: RunConfig, run_dir: Path) -> int:
         from seal.report import train_report
 
         history = run_train(config, run_dir)
-        write_report(run_dir, {"rounds": history}, train_report(history, title) + recipe_sections(config, run_dir))
+        finish_run(run_dir, {"rounds": history}, train_report(history, title) + recipe_sections(config, run_dir))
         plot_rewards(history, run_dir / "rewards.png")
     elif config.command == "learn":
         from seal.commands.learn import learn_report, run_learn
 
         summary = run_learn(config, run_dir)
-        write_report(run_dir, summary, learn_report(summary))
+        finish_run(run_dir, summary, learn_report(summary))
     elif config.command == "continual":
         from seal.commands.continual import run_continual_command
         from seal.plots import plot_forgetting
         from seal.report import continual_report
 
         summary = run_continual_command(config, run_dir)
-        write_report(run_dir, summary, continual_report(summary, title))
+        finish_run(run_dir, summary, continual_report(summary, title))
         plot_forgetting(summary, run_dir / "forgetting.png")
     elif config.domain == "arc":
         from seal.commands.arc_eval import run_arc_eval
         from seal.report import arc_report
 
         summary = run_arc_eval(config, run_dir)
-        write_report(run_dir, summary, arc_report(summary, title) + recipe_sections(config, run_dir))
+        finish_run(run_dir, summary, arc_report(summary, title) + recipe_sections(config, run_dir))
     else:
         from seal.commands.adapt import run_adapt
         from seal.commands.cpt import run_cpt
@@ -56,7 +56,7 @@ def execute(config: RunConfig, run_dir: Path) -> int:
         from seal.report import report_markdown
 
         summary = (run_cpt if config.command == "cpt" else run_adapt)(config, run_dir)
-        write_report(run_dir, summary, report_markdown(summary, title))
+        finish_run(run_dir, summary, report_markdown(summary, title))
         plot_conditions(summary, run_dir / "accuracy.png", f"{config.data.source} | {config.model.name}")
     return 0
 
@@ -71,7 +71,7 @@ def recipe_sections(config: RunConfig, run_dir: Path) -> str:
     return profile_section(RunView(run_dir))
 
 
-def write_report(run_dir: Path, summary: dict, report: str) -> None:
+def finish_run(run_dir: Path, summary: dict, report: str) -> None:
     """summary.json and report.md in the run directory, and the report on the console."""
     from seal.runs import publish, write_atomic
 

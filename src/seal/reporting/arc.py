@@ -73,8 +73,10 @@ def arc_sections(view: RunView) -> str:
             inner += "".join("<div>" + "".join(grid(g, f"test {i} attempt {a}") for a, g in enumerate(attempts)) + "</div>"
                              for i, attempts in enumerate(t.get("attempts") or []))
             body += fold(head, inner)
-        mine = [t for t in trials if t["task_id"] == tid]
-        solved = ", ".join(f"{c} {sum(bool(t.get('solved')) for t in mine if t['condition'] == c)} of "
-                           f"{sum(t['condition'] == c for t in mine)}" for c in conditions if any(t["condition"] == c for t in mine))
+        per: dict[str, list[bool]] = {}
+        for t in trials:
+            if t["task_id"] == tid:
+                per.setdefault(t["condition"], []).append(bool(t.get("solved")))
+        solved = ", ".join(f"{c} {sum(per[c])} of {len(per[c])}" for c in conditions if c in per)
         out.append(fold(f"task {esc(tid)} · solved: {esc(solved)}", body))
     return "".join(out)
