@@ -22,7 +22,7 @@ def plot_conditions(summary: dict, path: Path, title: str = "") -> Path | None:
     means = [100 * summary["conditions"][n]["accuracy"] for n in names]
     errors = [100 * summary["conditions"][n]["stderr"] for n in names]
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(names), 4.2))
-    ticks = [textwrap.fill(label(n), 16) for n in names]  # long run and file names wrap at hyphens and spaces
+    ticks = [textwrap.fill(label(n, summary.get("data_source")), 16) for n in names]  # long run and file names wrap at hyphens and spaces
     bars = ax.bar(range(len(names)), means, yerr=errors, capsize=4, color="#4878a8")
     ax.set_xticks(range(len(names)), ticks, fontsize=8)
     ax.bar_label(bars, labels=[f"{m:.1f}" for m in means], padding=3)

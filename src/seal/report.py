@@ -63,19 +63,25 @@ def summarise(config, passages: list, baselines: dict[str, dict], trials: list[d
         conditions[name]["paired"] = paired(name, reference)
         if also:
             conditions[name]["paired_with"] = {ref: paired(name, ref) for ref in also}
+    data = getattr(getattr(config, "data", None), "source", None)
     return {"grader": config.inner.grader, "reference": reference, "compare_with": also, "conditions": conditions,
-            "per_passage": per_passage}
+            "per_passage": per_passage, **({"data_source": data} if isinstance(data, str) else {})}
 
 
-def label(condition: str) -> str:
+def label(condition: str, data: str | None = None) -> str:
     """A condition's name as a table row or bar: a ReST-EM round's generator by its run and round, a data file
-    by its name (the full names stay in summary.json and the config).
+    by its name, the bare `data` row by the run's data file when `data` (config.data.source) names one (the
+    full names stay in summary.json and the config).
 
     >>> label("generator:/w/runs/20261129-024646-train-rest-em-squad-24/round-2/generator")
     'generator: 20261129-024646-train-rest-em-squad-24 round 2'
     >>> label("data:../shared/data/squad/eval200_qwen7b_base_self_edits.json"), label("model:self-qa")
     ('data: eval200_qwen7b_base_self_edits.json', 'model:self-qa')
+    >>> label("data", "../shared/data/squad/eval200_gpt41_self_edits.json"), label("data"), label("model", "x.json")
+    ('data: eval200_gpt41_self_edits.json', 'data', 'model')
     """
+    if condition == "data" and data:
+        condition = f"data:{data}"
     kind, sep, where = condition.partition(":")
     parts = where.replace("\\", "/").rstrip("/").split("/")
     if kind == "generator" and sep and len(parts) >= 3 and parts[-2].startswith("round-"):
@@ -94,21 +100,22 @@ def change_text(paired: dict | None, is_reference: bool) -> str:
 
 def report_markdown(summary: dict, title: str) -> str:
     names = list(summary["conditions"])
+    data = summary.get("data_source")
     reference = summary.get("reference")
     also = summary.get("compare_with") or []
     lines = [f"# {title}", "", f"Grader: `{summary['grader']}`. Accuracy: mean over passages of each passage's "
              "no-context accuracy, averaged over its trials (self-edits x seeds) first (± standard error over passages). "
              f"Paired change: the row minus `{reference}` over the passages both cover (± standard error over passages).",
-             "", f"| condition | accuracy | ± s.e. | change vs {label(reference or '-')} (paired) | "
-             + "".join(f"vs {label(r)} (paired) | " for r in also) + "passages | trials | s / trial |",
+             "", f"| condition | accuracy | ± s.e. | change vs {label(reference or '-', data)} (paired) | "
+             + "".join(f"vs {label(r, data)} (paired) | " for r in also) + "passages | trials | s / trial |",
              "|---|---|---|---|" + "---|" * len(also) + "---|---|---|"]
     for name, c in summary["conditions"].items():
         spt = f"{c['seconds_per_trial']:.1f}" if c["seconds_per_trial"] is not None else "-"
         changes = [change_text(c.get("paired"), name == reference)]
         changes += [change_text((c.get("paired_with") or {}).get(r), name == r) for r in also]
-        lines.append(f"| {label(name)} | {100 * c['accuracy']:.1f} % | {100 * c['stderr']:.1f} | {' | '.join(changes)} | "
+        lines.append(f"| {label(name, data)} | {100 * c['accuracy']:.1f} % | {100 * c['stderr']:.1f} | {' | '.join(changes)} | "
                      f"{c['passages']} | {c['trials']} | {spt} |")
-    lines += ["", "| # | passage | questions | " + " | ".join(map(label, names)) + " |", "|---|---|---|" + "---|" * len(names)]
+    lines += ["", "| # | passage | questions | " + " | ".join(label(n, data) for n in names) + " |", "|---|---|---|" + "---|" * len(names)]
     for row in summary["per_passage"]:
         cells = [f"{100 * row[n]:.0f} %" if row.get(n) is not None else "-" for n in names]
         lines.append(f"| {row['index']} | {row['title'][:40]} | {row['questions']} | " + " | ".join(cells) + " |")

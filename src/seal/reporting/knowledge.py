@@ -51,12 +51,14 @@ def summary_of(view: RunView, complete: bool = False) -> dict | None:
         t["timings"].setdefault("eval_s", 0.0)
     config = SimpleNamespace(reference=view.config.get("reference"), compare_with=view.config.get("compare_with") or [],
                              conditions=view.config.get("conditions") or [],
+                             data=SimpleNamespace(source=view.config.get("data", {}).get("source")),
                              inner=SimpleNamespace(grader=view.config.get("inner", {}).get("grader", "?")))
     return summarise(config, passages_of(baselines, trials), {b["passage_id"]: b for b in baselines}, trials)
 
 
 def conditions_table(summary: dict) -> str:
     reference, also = summary["reference"], summary.get("compare_with") or []
+    data = summary.get("data_source")
 
     def change(p, is_reference):
         return pm(p["mean"], p["stderr"]) if p else ("reference" if is_reference else "-")
@@ -64,12 +66,12 @@ def conditions_table(summary: dict) -> str:
     rows = []
     for name, c in summary["conditions"].items():
         spt = f"{c['seconds_per_trial']:.1f}" if c["seconds_per_trial"] is not None else "-"
-        rows.append([esc(label(name)), pct(c["accuracy"]), f"{100 * c['stderr']:.1f}" if c["stderr"] == c["stderr"] else "-",
+        rows.append([esc(label(name, data)), pct(c["accuracy"]), f"{100 * c['stderr']:.1f}" if c["stderr"] == c["stderr"] else "-",
                      change(c.get("paired"), name == reference),
                      *[change((c.get("paired_with") or {}).get(r), name == r) for r in also],
                      str(c["passages"]), str(c["trials"]), spt])
-    header = ["condition", "accuracy", "± s.e.", f"change vs {esc(label(reference or '-'))} (paired, points)",
-              *[f"vs {esc(label(r))} (paired)" for r in also], "passages", "trials", "s / trial"]
+    header = ["condition", "accuracy", "± s.e.", f"change vs {esc(label(reference or '-', data))} (paired, points)",
+              *[f"vs {esc(label(r, data))} (paired)" for r in also], "passages", "trials", "s / trial"]
     return table(header, rows, numeric=set(range(1, len(header))))
 
 
@@ -94,7 +96,7 @@ def sources_table(view: RunView, trials: list[dict]) -> str:
         sequences = [t["n_sequences"] for t in edits.values() if t.get("n_sequences") is not None]
         shares = [c for t in edits.values() if t["passage_id"] in contexts
                   for c in [copied_share(t["self_edit"], contexts[t["passage_id"]])] if c is not None]
-        rows.append([esc(label(name)), str(len(edits)), f"{mean(words):.0f}",
+        rows.append([esc(label(name, view.config.get("data", {}).get("source"))), str(len(edits)), f"{mean(words):.0f}",
                      f"{mean(sequences):.1f}" if sequences else "-", f"{mean(shares):.2f}" if shares else "-"])
     return ("<h2>Self-edits by source</h2><p class=\"muted\">Means over each row's distinct self-edits. Sequences: "
             "the training sequences a trial builds from the passage and the self-edit. Copied: the share of a "
@@ -135,7 +137,7 @@ def adapt_sections(view: RunView) -> str:
                 "accuracy per condition")]
     out.append(sources_table(view, knowledge_records(view)[1]))
     names = list(summary["conditions"])
-    out += ["<h2>Per passage</h2>", table(["#", "passage", "questions", *(esc(label(n)) for n in names)], (
+    out += ["<h2>Per passage</h2>", table(["#", "passage", "questions", *(esc(label(n, summary.get("data_source"))) for n in names)], (
         [str(r["index"]), esc(r["title"]), str(r["questions"]),
          *[pct(r.get(n), 0) for n in names]] for r in summary["per_passage"]), numeric={0, 2, *range(3, 3 + len(names))})]
     out.append(passage_details(view))
