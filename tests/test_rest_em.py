@@ -15,6 +15,7 @@ from seal.config import InnerLoopConfig, ModelConfig, RunConfig, SamplingConfig,
 from seal.domains.knowledge.domain import KnowledgeDomain
 from seal.domains.knowledge.grading import Grader
 from seal.domains.knowledge.prompts import self_edit_prompt
+from seal.errors import SealError
 from seal.models import load_model
 from seal.loops.rest_em import select_self_edits, train
 from seal.loops.sft import encode_pair, sft_generator
@@ -119,6 +120,33 @@ def test_killed_round_resumes_without_repeating_a_trial(tmp_path, tiny_model_pat
     # and the resumed round equals an uninterrupted one
     fresh = train(config, tmp_path / "fresh", KnowledgeDomain(Grader("judge", length_grader)))
     assert history[0]["mean_reward"] == fresh[0]["mean_reward"] and history[0]["kept"] == fresh[0]["kept"]
+
+
+def test_sft_from_base_fine_tunes_the_base_model_each_round(tmp_path, tiny_model_path, monkeypatch):
+    """train.sft_from: base. Round 1 samples from round 0's generator, but its M-step starts from the base
+    weights (ReST-EM's authors' rule), so its generator is not round 0's trained further."""
+    import seal.loops.rest_em as rest_em
+
+    real, seen = rest_em.sft_generator, []
+
+    def recording(loaded, pairs, *args, **kwargs):
+        seen.append({n: p.detach().clone() for n, p in loaded.model.state_dict().items()})
+        return real(loaded, pairs, *args, **kwargs)
+
+    monkeypatch.setattr(rest_em, "sft_generator", recording)
+    config = tiny_train_config(tiny_model_path)
+    config.train.sft_from = "base"
+    history = train(config.validate(), tmp_path, KnowledgeDomain(Grader("judge", length_grader)))
+    assert [h["kept"] > 0 for h in history] == [True, True] and len(seen) == 2
+    assert history[1]["generator_in"] == "round-0/generator" and history[1]["sft_from"] == str(tiny_model_path)
+    base, round0 = weights(tiny_model_path), weights(tmp_path / "round-0" / "generator")
+    for start in seen:  # both rounds' SFT started from the base weights
+        assert all(torch.equal(start[n], base[n]) for n in base)
+    assert any(not torch.equal(base[n], round0[n]) for n in base)  # round 0's generator was trained
+    round1 = weights(tmp_path / "round-1" / "generator")
+    assert any(not torch.equal(round1[n], base[n]) for n in base)
+    with pytest.raises(SealError, match="sft_from"):
+        replace(config, train=replace(config.train, sft_from="last")).validate()
 
 
 @pytest.mark.parametrize("engine", ["single", "batched"])

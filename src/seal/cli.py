@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--selection", dest="train.selection", choices=["best", "beats-baseline"])
         g.add_argument("--baseline", dest="train.baseline", choices=["no-adaptation", "passage-only", "passage-twice"],
                        help="what a kept self-edit must beat (default: no-adaptation)")
+        g.add_argument("--sft-from", dest="train.sft_from", choices=["current", "base"],
+                       help="the model each round's SFT fine-tunes (default current: the generator that sampled)")
         g.add_argument("--train-seed", dest="train.seed", type=int)
         g.add_argument("--sft-lr", dest="train.sft.lr", type=float)
         g.add_argument("--sft-epochs", dest="train.sft.epochs", type=int)

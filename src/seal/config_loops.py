@@ -50,6 +50,10 @@ class TrainConfig:
     max_copy: float | None = None
     """Keep no self-edit with more than this share of its word 5-grams found in its passage (knowledge only;
     none: no limit, as the paper). A generator rewarded for repeating the passage learns to copy it."""
+    sft_from: str = "current"
+    """Which model a round's M-step fine-tunes. current: the generator that sampled the round (each round
+    builds on the last); base: the base model, each round afresh on that round's kept pairs, as ReST-EM's
+    authors (Singh et al., 2023) do to keep the rounds from drifting. The SEAL paper does not say which."""
     seed: int = 0
     sft: SFTConfig = field(default_factory=SFTConfig)
 
@@ -64,6 +68,8 @@ class TrainConfig:
             raise SealError(f"train.baseline must be no-adaptation, passage-only or passage-twice, not {self.baseline!r}")
         if self.max_copy is not None and not 0.0 <= self.max_copy < 1.0:
             raise SealError(f"train.max_copy must be in [0, 1) or unset, not {self.max_copy}")
+        if self.sft_from not in ("current", "base"):
+            raise SealError(f"train.sft_from must be current or base, not {self.sft_from!r}")
         self.sft.validate()
 
 

@@ -16,6 +16,7 @@ its output before the next starts:
              train.max_copy: a self-edit repeating more of its passage is never kept)
   sft        M-step: LoRA SFT of the generator on the kept (prompt, self-edit)    generator/, round.json
              pairs, merged and saved with save_pretrained; the next round samples from it
+             (train.sft_from=base: SFT of the base model instead, each round afresh)
 
 The loop knows a domain only through the small `Domain` protocol of seal.domains.base (the
 knowledge domain: passages and no-context QA; the ARC domain: tasks and recipes, reward 1 if
@@ -143,10 +144,16 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
     engine.unload()  # drop the inner-loop adapters; the base weights were never changed
     sft = None
     next_generator = generator
+    sft_model = config.model.name if config.train.sft_from == "base" else generator
     if pairs:
-        sft = (remote.on_model if remote else partial(run_here, loaded))(
-            sft_and_save, pairs, config.train.sft, config.train.seed * 1_000 + r, config.inner.engine,
-            str((round_dir / "generator").resolve()), keep=False)
+        if sft_model == generator:
+            where = remote.on_model if remote else partial(run_here, loaded)
+        else:  # ReST-EM's authors' M-step: the base model, not the generator that sampled the round
+            del loaded
+            base_remote = remote_executor(config, sft_model)
+            where = base_remote.on_model if base_remote else partial(run_here, load_model(config.model))
+        sft = where(sft_and_save, pairs, config.train.sft, config.train.seed * 1_000 + r, config.inner.engine,
+                    str((round_dir / "generator").resolve()), keep=False)
         next_generator = str(round_dir / "generator")
     timings["sft_s"] = time.perf_counter() - t
 
@@ -155,6 +162,7 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
     mean, stderr = mean_and_stderr(list(input_rewards.values()))
     summary = {
         "round": r, "domain": domain.name, "generator_in": relative_to_run(round_dir.parent, generator),
+        "sft_from": relative_to_run(round_dir.parent, sft_model) if pairs else None,
         "generator_out": relative_to_run(round_dir.parent, next_generator),
         "inputs": len(items), "self_edits": sum(len(v) for v in rewards.values()),
         "seeds": list(config.inner.seeds), "sampling_seed": round_config.sampling.seed,
