@@ -326,6 +326,49 @@ def test_a_kill_loses_at_most_the_group_in_flight(tiny, fast_inner, tmp_path, en
     assert sorted(r["passage_index"] for r in records) == list(range(6))  # the rest, nothing repeated
 
 
+def test_trials_that_repeat_one_work_train_it_once_and_share_its_record(tiny, fast_inner, tmp_path):
+    """Two trials with the same input, self-edit and seed are one fine-tune (a collapsed generator writes one
+    recipe many times): it is trained once and the copy carries its answers; a kill between the two records
+    trains that work again on resume and writes only the copy."""
+    from seal.loops.inner import run_logged
+    from seal.runs import RecordLog
+
+    cfg = dataclasses.replace(fast_inner, adapters_per_pass=2, epochs=1)
+    engine = make_engine(tiny, cfg, "batched")
+    train, trained = engine.train, []
+
+    def counting(jobs, desc=None):
+        trained.extend(jobs)
+        return train(jobs, desc)
+
+    engine.train = counting
+    passages = generate_passages(3, seed=2)
+    trials = [Trial("passage", p, i, e, seed) for i, p in enumerate(passages) for e, seed in ((0, 0), (1, 0), (2, 1))]
+    domain = KnowledgeTrials(tiny.tokenizer, cfg, Grader("contains"))
+    log = RecordLog(tmp_path / "trials.jsonl")
+    records = {(r["passage_index"], r["self_edit_index"]): r for r in run_logged(engine, domain, trials, log, desc=None)}
+    assert len(records) == 9 and len(trained) == 6  # 3 passages x 2 seeds
+    for i in range(3):
+        first, copy, other = records[i, 0], records[i, 1], records[i, 2]
+        assert copy["same_as"] == {"condition": "passage", "self_edit_index": 0}
+        assert "same_as" not in first and "same_as" not in other  # another seed is another fine-tune
+        assert (copy["answers"], copy["accuracy"], copy["train"]) == (first["answers"], first["accuracy"], first["train"])
+        assert copy["timings"] == {"train_s": 0.0, "eval_s": 0.0} and first["timings"]["train_s"] > 0
+    lines = log.path.read_text().splitlines()
+    lost = next(k for k, line in enumerate(lines) if '"same_as"' in line)
+    log.path.write_text("".join(line + "\n" for k, line in enumerate(lines) if k != lost))
+    trained.clear()
+    again = run_logged(engine, domain, trials, RecordLog(log.path), desc=None)
+    assert len(again) == 9 and 1 <= len(trained) <= 2  # the lost copy's group, trained again
+    assert {json_key(r) for r in again} == {json_key(r) for r in records.values()}
+    back = [r for r in again if r.get("same_as")]
+    assert all(r["answers"] == records[r["passage_index"], 0]["answers"] for r in back)
+
+
+def json_key(record: dict) -> tuple:
+    return record["passage_index"], record["self_edit_index"], record["seed"]
+
+
 # --- projections that share an input compute their A products in one matmul ---------------------------------
 
 def test_fused_a_factors_train_the_same_adapters_as_separate_ones(tiny64, fast_inner):

@@ -14,7 +14,10 @@ engine is reset to the base model after every group, so nothing accumulates betw
 Trials run `engine.slots` at a time (one on the single engine, up to `inner.adapters_per_pass`
 on the batched one), jobs of similar size together so that passes stay full; every question
 of a group is answered in one routed decode. Trials that train nothing are answered by the
-base model, once per `shared_key`. A trial's record is yielded, and by `run_logged` written
+base model, once per `shared_key`. Trials with the same job and the same requests (one input, one
+self-edit, one seed: a collapsed generator writes one recipe many times) are one computation: it is
+trained once, and its copies' records carry its answers and `same_as` (the trained trial's condition
+and self-edit index), with no time of their own. A trial's record is yielded, and by `run_logged` written
 and fsync'ed, as soon as its group's answers are scored: a kill loses at most the group in
 flight (one trial on the single engine, up to `adapters_per_pass` on the batched one), and a
 resume trains the same groups again, so it ends with the uninterrupted run's records.
@@ -22,6 +25,7 @@ resume trains the same groups again, so it ends with the uninterrupted run's rec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -58,11 +62,13 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
                                  [i for i in untrained if prepared[i].answer_untrained])
 
     trained = [i for i, p in enumerate(prepared) if p.job is not None]
+    copies = _copies(trials, prepared, trained, domain)  # trained index -> later trials that are the same work
+    trained = [i for i in trained if i in copies]
     trained.sort(key=lambda i: (trials[i].item_index // input_blocks if input_blocks else 0,
                                 len(prepared[i].job.token_ids) * (prepared[i].job.epochs or 1),
                                 sum(map(len, prepared[i].job.token_ids))))  # alike step counts: passes stay full
     groups = [trained[g:g + executor.slots] for g in range(0, len(trained), executor.slots)]
-    groups = [group for group in groups if any(pending[i] for i in group)]
+    groups = [group for group in groups if any(pending[j] for i in group for j in (i, *copies[i]))]
     works = [Work([prepared[i].job for i in group], [domain.requests(trials[i]) for i in group],
                   list(range(len(group))), f"train {len(group)} adapter(s)" if desc is not None else None)
              for group in groups]
@@ -70,7 +76,7 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
     # first, so a count of trials would promise an end long before it comes.
     cost = {i: sum(map(len, prepared[i].job.token_ids)) * (prepared[i].job.epochs or 1) for g in groups for i in g}
     progress = bar(total=sum(cost.values()), desc=desc, unit="tok", unit_scale=True, disable=desc is None or not groups)
-    trials_done, trials_total = 0, sum(map(len, groups))
+    trials_done, trials_total = 0, sum(1 + len(copies[i]) for g in groups for i in g)
     finished = len(trials) - sum(pending) + sum(pending[i] for i in untrained)  # of all trials, this far
     started, total = time.time(), sum(cost.values())
     left = total
@@ -79,16 +85,36 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
         for w, result in executor.run(works):
             group = groups[w]
             for i, st, a in zip(group, result.stats, result.answers):
+                scored = domain.score(trials[i], a)
                 if pending[i]:
-                    yield i, _finish(prepared[i], domain.score(trials[i], a), st, result.eval_s / len(group))
-            trials_done += len(group)
-            finished += sum(pending[i] for i in group)
+                    yield i, _finish(prepared[i], scored, st, result.eval_s / len(group))
+                same = {"same_as": {"condition": trials[i].condition, "self_edit_index": trials[i].self_edit_index}}
+                for j in copies[i]:
+                    if pending[j]:
+                        yield j, {**_finish(prepared[j], {**scored, **same}, st, 0.0),
+                                  "timings": {"train_s": 0.0, "eval_s": 0.0}}
+            members = [j for i in group for j in (i, *copies[i])]
+            trials_done += len(members)
+            finished += sum(pending[j] for j in members)
             progress.set_postfix_str(f"{trials_done}/{trials_total} trials", refresh=False)
             progress.update(sum(cost[i] for i in group))
             left -= sum(cost[i] for i in group)
             _write_status(status, len(trials), finished, left / max(total - left, 1) * (time.time() - started))
     finally:
         progress.close()
+
+
+def _copies(trials: list[Trial], prepared: list[Prepared], trained: list[int], domain: TrialDomain) -> dict[int, list[int]]:
+    """The first trial of each distinct work (the same job and requests) -> the later trials that repeat it."""
+    first: dict[str, int] = {}
+    copies: dict[int, list[int]] = {}
+    for i in trained:
+        work = hashlib.sha1(repr((prepared[i].job, domain.requests(trials[i]))).encode()).hexdigest()
+        if work in first:
+            copies[first[work]].append(i)
+        else:
+            first[work], copies[i] = i, []
+    return copies
 
 
 def _write_status(path: Path | None, trials: int, finished: int, eta_s: float | None) -> None:
