@@ -458,3 +458,39 @@ def test_voting_second_attempts_ties_and_two_test_inputs():
     attempts = vote_answers(task, replies)
     assert attempts[0] == [a, truth] and attempts[1] == [((6,),)]
     assert is_solved(task, attempts)
+
+
+def test_a_generator_row_samples_its_recipes_the_way_its_rest_em_run_did(tmp_path, tiny_model_path, monkeypatch):
+    """A ReST-EM run that sampled recipes under the schema (arc.constrained) trained its generator on schema-held
+    recipes: the table samples that generator's row held too, while `model` stays free (the paper's way)."""
+    import shutil
+
+    import seal.commands.arc_eval as arc_eval
+    from seal.cli import main
+
+    rng = random.Random(8)
+    task = toy_task(rng, n_train=2)
+    challenges = {"t0": {"train": [{"input": e.input, "output": e.output} for e in task.train],
+                         "test": [{"input": e.input} for e in task.test]}}
+    (tmp_path / "c.json").write_text(json.dumps(challenges))
+    (tmp_path / "s.json").write_text(json.dumps({"t0": [e.output for e in task.test]}))
+    held = {}
+
+    def sample(loaded, tasks, config, path, **kwargs):
+        held[path.name] = config.arc.constrained
+        return {t.id: [None] for t in tasks}  # no recipe: each trial is answered untrained
+
+    monkeypatch.setattr(arc_eval, "sample_recipes", sample)
+    for constrained in (True, False):
+        train_run = tmp_path / f"train-{constrained}"
+        shutil.copytree(tiny_model_path, train_run / "round-0" / "generator")
+        (train_run / "config.yaml").write_text(f"domain: arc\narc:\n  constrained: {str(constrained).lower()}\n")
+        held.clear()
+        argv = ["eval", "--domain", "arc", "--arc-challenges", str(tmp_path / "c.json"), "--arc-solutions",
+                str(tmp_path / "s.json"), "--model", str(tiny_model_path), "--device", "cpu",
+                "--runs-root", str(tmp_path / f"runs-{constrained}"), "--condition", "model",
+                "--condition", f"generator:{train_run / 'round-0' / 'generator'}", "-k", "1"]
+        assert main(argv) == 0
+        [generator_file] = [name for name in held if name != "recipes.jsonl"]
+        assert held == {"recipes.jsonl": False, generator_file: constrained}
+    assert arc_eval.trained_constrained(str(tiny_model_path)) is False  # not a ReST-EM run's generator

@@ -5,7 +5,9 @@
 Conditions: `icl` (no test-time training), `model` (recipes sampled from the model being
 evaluated), `oracle` (each task's best grid recipe when `--arc-tasks RUN_DIR/selected.json:SPLIT`
 names the tasks; otherwise all augmentation groups, output-only loss, lr 1e-4, 2 epochs), and
-`generator:MODEL` (recipes sampled from another model, e.g. a ReST-EM round's generator).
+`generator:MODEL` (recipes sampled from another model, e.g. a ReST-EM round's generator: held to
+the recipe's schema when `arc.constrained` is set here or in the ReST-EM run that trained it, so a
+generator is sampled the way it learned).
 A row's figure is the paper's success rate: the share of (task, recipe) trials whose voted
 answers solve the task, averaged per task first, with the standard error over tasks.
 """
@@ -31,6 +33,16 @@ from seal.report import summarise_arc
 from seal.runs import RecordLog, write_atomic
 
 
+def trained_constrained(generator: str) -> bool:
+    """Whether the ReST-EM run that wrote RUN/round-r/generator sampled its recipes under the schema."""
+    config = Path(generator).parent.parent / "config.yaml"
+    if not config.is_file():
+        return False
+    import yaml
+
+    return bool(((yaml.safe_load(config.read_text()) or {}).get("arc") or {}).get("constrained"))
+
+
 def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
     tasks = load_tasks(config.arc)
     loaded = load_model(config.model)
@@ -43,7 +55,9 @@ def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
         elif c.startswith("generator:"):
             generator = load_model(replace(config.model, name=c.removeprefix("generator:")))
             label = "".join(ch if ch.isalnum() else "-" for ch in c)[-60:]
-            recipes[c] = sample_recipes(generator, tasks, config, run_dir / f"recipes-{label}.jsonl")
+            held = config.arc.constrained or trained_constrained(c.removeprefix("generator:"))
+            recipes[c] = sample_recipes(generator, tasks, replace(config, arc=replace(config.arc, constrained=held)),
+                                        run_dir / f"recipes-{label}.jsonl")
             del generator
         elif c == "grid":  # every recipe of the grid: the search for a task set (seal.domains.arc.selection)
             recipes[c] = {t.id: grid_recipes(config.arc) for t in tasks}
