@@ -175,7 +175,7 @@ def arc_report(summary: dict, title: str) -> str:
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(c["statuses"].items()))
         p = c.get("paired")
         change = f"{100 * p['mean']:+.1f} ± {100 * p['stderr']:.1f}" if p else ("reference" if name == reference else "-")
-        lines.append(f"| {name} | {100 * c['success_rate']:.1f} % | {100 * c['stderr']:.1f} | {change} | "
+        lines.append(f"| {label(name)} | {100 * c['success_rate']:.1f} % | {100 * c['stderr']:.1f} | {change} | "
                      f"{tasks_solved(c)} | {c['tasks']} | "
                      f"{c['trials']} | {spt} | {statuses} |")
     return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ status and voted attempts drawn as coloured cells.
 
 from __future__ import annotations
 
-from seal.report import summarise_arc, tasks_solved
+from seal.report import label, summarise_arc, tasks_solved
 from seal.reporting.html import esc, fold, grid, pm, pre, table
 from seal.reporting.read import RunView, complete_inputs
 from seal.reporting.recipes import profile_html
@@ -47,7 +47,7 @@ def arc_sections(view: RunView) -> str:
         return "<p class=\"muted\">No trial has finished yet.</p>"
     summary, conditions, task_ids = found
     trials = view.records("trials.jsonl")
-    rows = [[esc(c), pm(v["success_rate"], v["stderr"]),
+    rows = [[esc(label(c)), pm(v["success_rate"], v["stderr"]),
              pm(v["paired"]["mean"], v["paired"]["stderr"]) if v["paired"] else
              ("reference" if c == summary["reference"] else "-"), esc(tasks_solved(v)), str(v["tasks"]), str(v["trials"]),
              esc(", ".join(f"{k} {n}" for k, n in sorted(v["statuses"].items())))]
@@ -66,7 +66,7 @@ def arc_sections(view: RunView) -> str:
                 format_grid(e.output) if e.output is not None else None, f"test {i} solution")
                 for i, e in enumerate(task.test)) + "</div>"
         for t in (t for t in trials if t["task_id"] == tid):
-            head = (f"{esc(t['condition'])} · recipe {t['self_edit_index']}: "
+            head = (f"{esc(label(t['condition']))} · recipe {t['self_edit_index']}: "
                     f"{'<span class=right>solved</span>' if t.get('solved') else '<span class=wrong>not solved</span>'}"
                     f" ({esc(t['status'])})")
             inner = pre(t["self_edit"]) if t.get("self_edit") else ""
@@ -77,6 +77,6 @@ def arc_sections(view: RunView) -> str:
         for t in trials:
             if t["task_id"] == tid:
                 per.setdefault(t["condition"], []).append(bool(t.get("solved")))
-        solved = ", ".join(f"{c} {sum(per[c])} of {len(per[c])}" for c in conditions if c in per)
+        solved = ", ".join(f"{label(c)} {sum(per[c])} of {len(per[c])}" for c in conditions if c in per)
         out.append(fold(f"task {esc(tid)} · solved: {esc(solved)}", body))
     return "".join(out)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import math
 
+from seal.report import label
+
 FIELDS = ("augmentations", "learning_rate", "epochs", "loss")
 
 
@@ -57,7 +59,7 @@ def _order(field: str, value: str):
 
 def recipe_profile(groups: dict[str, list[dict]]) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the table above for `groups`: a column label -> that column's trial records."""
-    header = ["choice", *groups]
+    header = ["choice", *map(label, groups)]
     counts: dict[str, dict[tuple[str, str], list[int]]] = {}
     totals = []
     for name, records in groups.items():
