@@ -328,8 +328,8 @@ def test_compare_with_adds_a_paired_column_per_row(tmp_path, capsys, tiny_model_
     assert summary["compare_with"] == ["data"] and c["data"]["paired_with"] == {"data": None}
     assert c["passage"]["paired_with"]["data"]["mean"] == pytest.approx(-c["data"]["paired"]["mean"])
     report = (run_dir / "report.md").read_text()
-    assert "| vs data (paired) |" in report and "| passage |" in report
-    assert main(["report", str(run_dir)]) == 0 and "vs data (paired)" in (run_dir / "report.html").read_text()
+    assert "| vs data: passages.json (paired) |" in report and "| passage |" in report  # the data row by its file
+    assert main(["report", str(run_dir)]) == 0 and "vs data: passages.json (paired)" in (run_dir / "report.html").read_text()
     code, err = run_cli(capsys, ["adapt", "--data", data_file(tmp_path, n=2), "--condition", "passage",
                                  "--compare-with", "model", *tiny_flags(tiny_model_path, tmp_path / "r2")])
     assert code == 2
