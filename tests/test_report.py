@@ -219,3 +219,20 @@ def test_markdown_tables_of_a_run_match_its_report_md_and_bad_input_is_one_line(
     code, err = run_cli(capsys, ["report", "--markdown", str(tmp_path)])
     assert code == 2
     assert_one_clear_line(err, "no config.yaml")
+
+
+def test_arc_tables_name_a_generator_row_by_its_run_and_round():
+    from seal.report import arc_report, summarise_arc
+    from seal.reporting.recipes import recipe_profile
+
+    generator = "generator:/w/runs/20261130-003030-train-arc-rest-em-smollm2/round-1/generator"
+    recipe = '{"augmentations": [], "learning_rate": 0.001, "epochs": 1, "loss": "all"}'
+    trials = [{"condition": c, "task_id": t, "self_edit_index": 0, "solved": s, "status": "ok", "recipe": recipe,
+               "timings": {"train_s": 1, "eval_s": 1}}
+              for c, t, s in [("icl", "a", False), ("icl", "b", True), (generator, "a", True), (generator, "b", True)]]
+    table = arc_report(summarise_arc(trials, ["icl", generator], ["a", "b"]), "t")
+    row = next(line for line in table.splitlines() if "round 1" in line)
+    assert row.startswith("| generator: 20261130-003030-train-arc-rest-em-smollm2 round 1 | 100.0 % |")
+    assert "+50.0 ± 50.0" in row and "/round-1/" not in table
+    header, rows = recipe_profile({generator: [t for t in trials if t["condition"] == generator]})
+    assert header == ["choice", "generator: 20261130-003030-train-arc-rest-em-smollm2 round 1"] and rows
