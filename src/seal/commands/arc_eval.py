@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from seal.config import RunConfig
+from seal.config_load import load_yaml
 from seal.domains.arc.domain import sample_recipes
 from seal.domains.arc.selection import grid_recipes, select_tasks, selection_ids
 from seal.domains.arc.recipe import ORACLE, parse_recipe
@@ -36,11 +37,7 @@ from seal.runs import RecordLog, write_atomic
 def trained_constrained(generator: str) -> bool:
     """Whether the ReST-EM run that wrote RUN/round-r/generator sampled its recipes under the schema."""
     config = Path(generator).parent.parent / "config.yaml"
-    if not config.is_file():
-        return False
-    import yaml
-
-    return bool(((yaml.safe_load(config.read_text()) or {}).get("arc") or {}).get("constrained"))
+    return config.is_file() and bool((load_yaml(config).get("arc") or {}).get("constrained"))
 
 
 def run_arc_eval(config: RunConfig, run_dir: Path) -> dict:
