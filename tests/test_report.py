@@ -17,6 +17,7 @@ from seal.domains.knowledge.grading import Grader
 from seal.domains.knowledge.domain import KnowledgeDomain
 from seal.loops.rest_em import train
 from seal.reporting.html import esc
+from seal.reporting.read import RunView
 from test_cli import assert_one_clear_line, data_file, run_cli, tiny_flags
 from test_rest_em import length_grader, tiny_train_config
 
@@ -236,3 +237,24 @@ def test_arc_tables_name_a_generator_row_by_its_run_and_round():
     assert "+50.0 ± 50.0" in row and "/round-1/" not in table
     header, rows = recipe_profile({generator: [t for t in trials if t["condition"] == generator]})
     assert header == ["choice", "generator: 20261130-003030-train-arc-rest-em-smollm2 round 1"] and rows
+
+
+def test_the_arc_page_names_a_generator_row_by_its_run_and_round_in_every_section(tmp_path):
+    from seal.reporting.arc import arc_sections
+
+    generator = "generator:/w/runs/20261130-003030-train-arc-rest-em-smollm2/round-1/generator"
+    name = "generator: 20261130-003030-train-arc-rest-em-smollm2 round 1"
+    recipe = '{"augmentations": [], "learning_rate": 0.001, "epochs": 1, "loss": "all"}'
+    trials = [{"condition": c, "task_id": t, "self_edit_index": 0, "solved": s, "status": "ok", "recipe": recipe,
+               "self_edit": recipe, "timings": {"train_s": 1, "eval_s": 1}}
+              for c, t, s in [("icl", "a", False), ("icl", "b", True), (generator, "a", True), (generator, "b", False)]]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"command": "eval", "domain": "arc",
+                                                           "conditions": ["icl", generator], "reference": "icl"}))
+    (tmp_path / "trials.jsonl").write_text("".join(json.dumps(t) + "\n" for t in trials))
+    page = arc_sections(RunView(tmp_path))
+    assert "/round-1/" not in page
+    assert f"<td>{esc(name)}</td>" in page  # the results table's row
+    assert f"task a · solved: icl 0 of 1, {esc(name)} 1 of 1" in page  # each task's fold
+    assert f"task b · solved: icl 1 of 1, {esc(name)} 0 of 1" in page
+    assert page.count(f"{esc(name)} · recipe 0:") == 2  # each trial's fold
+    assert f"<th>{esc(name)}</th>" in page  # the recipe table's column
