@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--sft-from", dest="train.sft_from", choices=["current", "base"],
                        help="the model each round's SFT fine-tunes (default current: the generator that sampled)")
         g.add_argument("--train-seed", dest="train.seed", type=int)
+        g.add_argument("--reuse-from", dest="train.reuse_from", metavar="TRAIN_RUN",
+                       help="copy each round's draw, self-edits and trials from this seal train run while this "
+                            "run's generator is the one that sampled it (E-step and M-step ablations)")
         g.add_argument("--sft-lr", dest="train.sft.lr", type=float)
         g.add_argument("--sft-epochs", dest="train.sft.epochs", type=int)
         g.add_argument("--sft-rank", dest="train.sft.rank", type=int)

@@ -56,6 +56,11 @@ class TrainConfig:
     authors (Singh et al., 2023) do to keep the rounds from drifting. The SEAL paper does not say which."""
     seed: int = 0
     sft: SFTConfig = field(default_factory=SFTConfig)
+    reuse_from: str | None = None
+    """Another `seal train` run whose rounds this one would repeat (an ablation of the E-step or M-step):
+    while this run's generator is the one that sampled that run's round, the round's draw, self-edits and
+    trials are copied from it, not run again; the E-step and M-step run under this run's settings.
+    seal.loops.reuse says when a round qualifies and which settings must match. Departure: not in the paper."""
 
     def validate(self) -> None:
         if not 1 <= self.rounds <= 100:

@@ -13,6 +13,10 @@ def check_before_run(config: RunConfig) -> None:
         from seal.commands.train import make_domain
 
         make_domain(config).check(config)
+        if config.train.reuse_from:
+            from seal.loops.reuse import check_reuse
+
+            check_reuse(config)
         if config.domain == "arc" and config.arc.constrained:
             from seal.structured import check_backend
 

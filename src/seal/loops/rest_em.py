@@ -24,6 +24,8 @@ solved), and runs every trial and the generator SFT on the configured engine (`-
 As in the paper, the generator is also the model adapted in the inner loop: round r's
 trials fine-tune round r's generator. `seal train --resume RUN_DIR` skips every finished
 stage and every finished trial. A round that keeps nothing leaves the generator unchanged.
+With train.reuse_from, rounds another run has already sampled and tried are copied from it
+(seal.loops.reuse): an ablation of the E-step or M-step reruns only what it changes.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from seal.domains.base import Domain
 from seal.engines import make_engine
 from seal.executors import remote_executor
 from seal.executors.base import LocalExecutor
+from seal.loops.reuse import reuse_round, reused_from
 from seal.loops.sft import sft_generator
 from seal.generation import run_here
 from seal.models import load_model
@@ -173,6 +176,7 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
         "kept": len(pairs), "copied_share": mean_and_stderr(shares)[0] if shares else None,
         "max_copy": limit, "dropped_as_copies": len(too_copied),
         "sft": sft, "timings": {k: round(v, 2) for k, v in timings.items()},
+        "reused_from": reused_from(round_dir),
     }
     write_atomic(round_dir / "round.json", json.dumps(summary, indent=1))
     publish(round_dir / "round.json", summary)
@@ -190,6 +194,8 @@ def train(config: RunConfig, run_dir: Path, domain: Domain) -> list[dict]:
         if summary is not None:
             print(f"round {r}: already done (mean reward {summary['mean_reward']:.3f})")
         else:
+            if config.train.reuse_from:
+                reuse_round(config, run_dir, r)
             print(f"round {r}: generator {generator}")
             summary = run_round(config, domain, r, generator, round_dir)
             print(f"round {r}: mean reward {summary['mean_reward']:.3f} ± {summary['reward_stderr']:.3f}, "
