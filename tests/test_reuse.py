@@ -13,6 +13,7 @@ from seal.domains.knowledge.grading import Grader
 from seal.errors import SealError
 from seal.loops.rest_em import train
 from seal.loops.reuse import check_reuse, reuse_round
+from seal.report import train_report
 from test_cli import assert_one_clear_line, run_cli
 from test_rest_em import length_grader, tiny_train_config, weights
 
@@ -55,6 +56,9 @@ def test_an_sft_from_base_ablation_copies_rounds_0_and_1_and_runs_round_2(tmp_pa
     assert mine[2]["reused_from"] is None and not (b / "round-2" / "reused.json").exists()
     assert len(calls) == 3 + 3 * 3 * 2
     assert (b / "round-2" / "self_edits.jsonl").read_bytes() != (a / "round-2" / "self_edits.jsonl").read_bytes()
+
+    report = train_report(mine, "b")
+    assert f"round 0 from `{(a / 'round-0').resolve()}`, round 1 from `{(a / 'round-1').resolve()}`." in report
 
     # A copy a kill cut short is finished on resume from the note it wrote first.
     (b / "round-0" / "trials.jsonl").unlink()

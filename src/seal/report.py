@@ -219,6 +219,10 @@ def train_report(history: list[dict], title: str) -> str:
                      f"{100 * h['mean_reward']:.1f} % | {100 * h['reward_stderr']:.1f} | {change} | {h['kept']} | {loss} | "
                      f"{minutes:.1f} |")
     lines += ["", f"Final generator: `{history[-1]['generator_out']}`"]
+    reused = [f"round {h['round']} from `{h['reused_from']}`" for h in history if h.get("reused_from")]
+    if reused:
+        lines += ["", "Draw, self-edits and trials copied from another run (train.reuse_from; their minutes are "
+                      "this run's E-step and SFT only): " + ", ".join(reused) + "."]
     return "\n".join(lines) + "\n"
 
 
