@@ -64,6 +64,10 @@ def test_an_sft_from_base_ablation_copies_rounds_0_and_1_and_runs_round_2(tmp_pa
     (b / "round-0" / "trials.jsonl").unlink()
     assert reuse_round(ablation, b, 0)
     assert (b / "round-0" / "trials.jsonl").read_bytes() == (a / "round-0" / "trials.jsonl").read_bytes()
+    (b / "round-0" / "trials.jsonl").unlink()  # ... and names what is missing when the source lost it
+    (a / "round-0" / "trials.jsonl").rename(a / "round-0" / "moved.jsonl")
+    with pytest.raises(SealError, match="no longer has trials.jsonl"):
+        reuse_round(ablation, b, 0)
     # A round this run started on its own is never overwritten by a copy.
     assert not reuse_round(ablation, b, 2)
 

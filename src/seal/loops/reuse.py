@@ -122,6 +122,9 @@ def reuse_round(config: RunConfig, run_dir: Path, r: int) -> bool:
     names = json.loads(note.read_text())["files"]
     for name in names:
         if not (dst / name).exists():
+            if not (src / name).is_file():
+                raise SealError(f"round {r} is being copied from {src}, which no longer has {name}; restore it, "
+                                f"or delete {dst} to run the round here")
             shutil.copyfile(src / name, dst / f"{name}.copying.tmp")  # a kill leaves a *.tmp: runs.clean_temporaries
             (dst / f"{name}.copying.tmp").replace(dst / name)
     print(f"round {r}: draw, self-edits and trials copied from {src}")
