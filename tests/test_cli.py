@@ -12,6 +12,7 @@ from helpers import kill_after_records, nan_model
 from seal.cli import main
 from seal.domains.knowledge.fictional import generate_passages
 from seal.domains.knowledge.passages import save_passages
+from seal.errors import SealError
 
 
 def tiny_flags(model_path, runs_root) -> list[str]:
@@ -200,6 +201,16 @@ def test_eval_adds_a_condition_per_train_round(tmp_path, tiny_model_path):
     args = build_parser().parse_args(["eval", "--condition", "passage", "--train-run", str(tmp_path)])
     assert config_from_args(args).conditions == ["passage", f"generator:{tmp_path / 'round-0' / 'generator'}",
                                                  f"generator:{tmp_path / 'round-1' / 'generator'}"]
+    args = build_parser().parse_args(["eval", "--condition", "passage", "--train-run", str(tmp_path / "round-1")])
+    assert config_from_args(args).conditions == ["passage", f"generator:{tmp_path / 'round-1' / 'generator'}"]
+    (tmp_path / "round-2").mkdir()  # a round that kept nothing passes its generator on unchanged
+    (tmp_path / "round-2" / "round.json").write_text(json.dumps({"generator_out": "round-1/generator"}))
+    args = build_parser().parse_args(["eval", "--train-run", str(tmp_path / "round-2")])
+    assert config_from_args(args).conditions == ["passage", "model", f"generator:{tmp_path / 'round-1' / 'generator'}"]
+    (tmp_path / "round-3").mkdir()  # a run's first round that kept nothing: still the base model
+    (tmp_path / "round-3" / "round.json").write_text(json.dumps({"generator_out": str(tiny_model_path / "nowhere")}))
+    with pytest.raises(SealError, match="saved no generator"):
+        config_from_args(build_parser().parse_args(["eval", "--train-run", str(tmp_path / "round-3")]))
 
 
 def test_an_arc_run_that_names_no_condition_gets_the_arc_rows(tmp_path):

@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
             g.add_argument("--arc-max-steps", dest="arc.max_steps", type=int)
         if name in ("eval", "cpt"):
             p.add_argument("--train-run", dest="train_run", action="append",
-                           help="add a condition per ReST-EM round of this `seal train` run (generator:ROUND/generator)")
+                           help="add a condition per ReST-EM round of this `seal train` run (generator:ROUND/generator); "
+                                "RUN/round-N: that round's only")
         if name == "continual":
             g = p.add_argument_group("continual learning")
             g.add_argument("--sequences", dest="continual.sequences", type=int, help="sequences of passages (default 2)")

@@ -1,6 +1,7 @@
 """The generators of a `seal train` run as rows of a table (`--train-run`).
 
     seal eval --condition passage --condition model --train-run runs/<time>-train   # a row per round
+    seal eval --condition passage --train-run runs/<time>-train/round-2               # that round's only
     seal eval --resume runs/<time>-eval --train-run runs/<time>-train-other         # rows added later
 
 Each ReST-EM round that saved a generator gives one `generator:ROUND/generator` condition. A
@@ -23,15 +24,22 @@ from seal.runs import resolve_in_run, write_atomic
 
 
 def generator_conditions(train_run: str) -> list[str]:
-    """One `generator:` condition per round of a `seal train` run that produced a new generator."""
-    rounds = sorted(Path(train_run).glob("round-*/round.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    """One `generator:` condition per round of a `seal train` run that produced a new generator; for a round
+    directory (RUN/round-N), that round's generator only."""
+    run = Path(train_run)
+    if (run / "round.json").is_file():
+        run, rounds = run.parent, [run / "round.json"]
+    else:
+        rounds = sorted(run.glob("round-*/round.json"), key=lambda p: int(p.parent.name.split("-")[1]))
     if not rounds:
         raise SealError(f"{train_run} has no finished ReST-EM round (round-*/round.json)")
     out = []
     for path in rounds:
-        generator = resolve_in_run(train_run, json.loads(path.read_text())["generator_out"])
+        generator = resolve_in_run(run, json.loads(path.read_text())["generator_out"])
         if f"generator:{generator}" not in out and Path(generator).is_dir():
             out.append(f"generator:{generator}")
+    if not out and len(rounds) == 1 and train_run != str(run):
+        raise SealError(f"{train_run} kept no self-edit, so it saved no generator of its own")
     return out
 
 
