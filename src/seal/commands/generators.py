@@ -27,7 +27,8 @@ def generator_conditions(train_run: str) -> list[str]:
     """One `generator:` condition per round of a `seal train` run that produced a new generator; for a round
     directory (RUN/round-N), that round's generator only."""
     run = Path(train_run)
-    if (run / "round.json").is_file():
+    one_round = (run / "round.json").is_file()
+    if one_round:
         run, rounds = run.parent, [run / "round.json"]
     else:
         rounds = sorted(run.glob("round-*/round.json"), key=lambda p: int(p.parent.name.split("-")[1]))
@@ -38,7 +39,7 @@ def generator_conditions(train_run: str) -> list[str]:
         generator = resolve_in_run(run, json.loads(path.read_text())["generator_out"])
         if f"generator:{generator}" not in out and Path(generator).is_dir():
             out.append(f"generator:{generator}")
-    if not out and len(rounds) == 1 and train_run != str(run):
+    if not out and one_round:
         raise SealError(f"{train_run} kept no self-edit, so it saved no generator of its own")
     return out
 
