@@ -258,3 +258,66 @@ def test_the_arc_page_names_a_generator_row_by_its_run_and_round_in_every_sectio
     assert f"task b · solved: icl 1 of 1, {esc(name)} 0 of 1" in page
     assert page.count(f"{esc(name)} · recipe 0:") == 2  # each trial's fold
     assert f"<th>{esc(name)}</th>" in page  # the recipe table's column
+
+
+def _claim_summary():
+    """Four passages; the round-2 generator scores 0.5 above the base generator on each but the last (0.4), and
+    sits around the passage twice."""
+    from types import SimpleNamespace
+
+    from seal.report import summarise
+
+    gen = "generator:/w/runs/20261130-030940-train-rest-em-squad-24/round-{}/generator"
+    scores = {"model": [0.1, 0.2, 0.0, 0.3], "passage-twice": [0.7, 0.5, 0.6, 0.6],
+              gen.format(2): [0.6, 0.7, 0.5, 0.7], gen.format(1): [0.2, 0.2, 0.2, 0.2]}
+    passages = [SimpleNamespace(id=f"p{i}", title=f"P{i}", questions=[1]) for i in range(4)]
+    trials = [{"condition": c, "passage_id": f"p{i}", "accuracy": a, "timings": {"train_s": 1.0, "eval_s": 1.0}}
+              for c, values in scores.items() for i, a in enumerate(values)]
+    baselines = {f"p{i}": {"accuracy": 0.0} for i in range(4)}
+    config = SimpleNamespace(reference="model", compare_with=[], conditions=list(scores),
+                             data=SimpleNamespace(source=None), inner=SimpleNamespace(grader="contains"))
+    return summarise(config, passages, baselines, trials), gen
+
+
+def test_a_claim_compares_one_row_with_every_other_and_says_what_clears_two_standard_errors():
+    from seal.errors import SealError
+    from seal.reporting.claim import claim_markdown, find_row
+
+    summary, gen = _claim_summary()
+    assert find_row(summary, "round 2") == gen.format(2) == find_row(summary, gen.format(2))
+    out = claim_markdown(summary, "round 2")
+    rows = {r.split(" | ")[0].lstrip("| "): r.split(" | ") for r in out.splitlines() if r.startswith("| ") and "---" not in r}
+    # vs the base generator: differences 0.5, 0.5, 0.5, 0.4 -> +47.5 ± 2.5 points, above.
+    assert rows["model"][3:] == ["+47.5 ± 2.5", "4", "above |"]
+    # vs the passage twice: -0.1, +0.2, -0.1, +0.1 -> +2.5 ± 7.5, not decided.
+    assert rows["passage-twice"][3:] == ["+2.5 ± 7.5", "4", "within 2 s.e. |"]
+    assert rows["passage-twice"][1:3] == ["60.0 %", "62.5 %"]
+    # vs the base model (every passage 0): +62.5 ± 4.8, above; vs round 1: above.
+    assert rows["baseline"][4:] == ["4", "above |"] and "round 1" in out
+    assert "- Not decided at this n: passage-twice." in out
+    for bad, needle in (("round", "matches 2 rows"), ("round 7", "names no row")):
+        with pytest.raises(SealError, match=needle):
+            find_row(summary, bad)
+
+
+def test_claim_on_a_run_prints_after_its_table_and_bad_use_is_one_line(adapt_run, tmp_path, capsys):
+    before = files(adapt_run)
+    capsys.readouterr()
+    assert main(["report", "--markdown", str(adapt_run), "--claim", "data"]) == 0
+    out = capsys.readouterr().out
+    assert files(adapt_run) == before  # prints, writes nothing
+    assert out.index("| condition |") < out.index("## data: passages.json against every other row")
+    claim_rows = out.split("against every other row")[1].splitlines()
+    assert [r.split(" | ")[0] for r in claim_rows if r.startswith("| ") and "---" not in r][1:] == ["| baseline", "| passage"]
+    trained = tmp_path / "train-like"
+    shutil.copytree(adapt_run, trained)
+    config = yaml.safe_load((trained / "config.yaml").read_text())
+    (trained / "config.yaml").write_text(yaml.safe_dump({**config, "command": "train"}))
+    for argv, needle in ((["--markdown", str(adapt_run), "--claim", "nothing"], "names no row"),
+                         ([str(adapt_run), "--claim", "data"], "--claim goes with --markdown"),
+                         (["--markdown", str(adapt_run), str(trained), "--claim", "data"], "compares rows of an evaluation")):
+        code = main(["report", *argv])
+        captured = capsys.readouterr()
+        assert code == 2 and captured.out == ""  # nothing printed, not even the runs that could be read
+        assert_one_clear_line(captured.err, needle)
+    assert files(adapt_run) == before

@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="print each run's tables as markdown instead (no page)")
     p.add_argument("--complete", action="store_true",
                    help="with --markdown: an evaluation's tables on the inputs every row has finished only")
+    p.add_argument("--claim", metavar="ROW",
+                   help="with --markdown: ROW's paired change against every other row of an evaluation, and whether "
+                        "each clears two standard errors (ROW: a condition, its label, or a piece of one label)")
     p = sub.add_parser("runs", help="every run under a folder: command, state, progress, and how to resume it",
                        description="every run directory under ROOT (default runs): its command, whether it finished, "
                                    "is running or stopped, what it has done, and the resume command of each stopped run")
@@ -322,8 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from seal.commands.report import markdown_report, write_report
 
+            if args.claim and not args.markdown:
+                raise SealError("--claim goes with --markdown")
             if args.markdown:
-                print(markdown_report(args.runs, args.complete))
+                print(markdown_report(args.runs, args.complete, args.claim))
             else:
                 print(f"report: {write_report(args.runs, args.output)}")
             return 0

@@ -1,7 +1,8 @@
 """`seal report RUN_DIR [RUN_DIR...] [-o FILE]`: the HTML page of runs (seal.reporting.page).
 
 One run: RUN_DIR/report.html by default; several: seal-report.html in the working directory.
-`--markdown`: each run's tables as markdown on stdout instead (seal.reporting.markdown), nothing written.
+`--markdown`: each run's tables as markdown on stdout instead (seal.reporting.markdown), nothing written;
+with `--claim ROW`, an evaluation's ROW against every other row (seal.reporting.claim).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ def write_report(paths: list[str], out: str | None = None) -> Path:
     return target
 
 
-def markdown_report(paths: list[str], complete: bool = False) -> str:
+def markdown_report(paths: list[str], complete: bool = False, claim: str | None = None) -> str:
     """Every run's tables, read first: a run that cannot be read prints nothing."""
     from seal.reporting.markdown import run_markdown
     from seal.reporting.read import RunView
 
     views = [RunView(p) for p in paths]
-    return "\n".join(run_markdown(v, complete) for v in views)
+    return "\n".join([run_markdown(v, complete, claim) for v in views])  # every run read before any is printed

@@ -9,6 +9,7 @@ from __future__ import annotations
 from seal.errors import SealError
 from seal.report import arc_report, continual_report, report_markdown, summarise_continual, train_report
 from seal.reporting.arc import arc_summary
+from seal.reporting.claim import claim_markdown
 from seal.reporting.continual import continual_results
 from seal.reporting.knowledge import summary_of
 from seal.reporting.read import RunView
@@ -19,8 +20,12 @@ STATE = {"finished": "", "running": "still running: the tables hold what exists 
          "stopped": "stopped before the end: the tables hold what exists so far"}
 
 
-def run_markdown(view: RunView, complete: bool = False) -> str:
-    """`complete`: an evaluation's tables on the inputs every row has finished only (a stopped run's fair table)."""
+def run_markdown(view: RunView, complete: bool = False, claim: str | None = None) -> str:
+    """`complete`: an evaluation's tables on the inputs every row has finished only (a stopped run's fair table);
+    `claim`: an evaluation's row against every other row (seal.reporting.claim)."""
+    if claim and view.kind not in ("adapt", "cpt"):
+        raise SealError(f"--claim compares rows of an evaluation (seal eval/adapt/cpt); {view.path} is a seal "
+                        f"{view.command} run")
     notes = [n for n in (STATE[view.status()], "on the inputs every row has finished" if complete else "") if n]
     title = view.name + (f" ({'; '.join(notes)})" if notes else "")
     if view.kind == "train":
@@ -34,7 +39,9 @@ def run_markdown(view: RunView, complete: bool = False) -> str:
             arc_report(found[0], title) + profile_section(view)
     if view.kind in ("adapt", "cpt"):
         summary = summary_of(view, complete)
-        return f"# {title}\n\nNo record yet.\n" if summary is None else report_markdown(summary, title)
+        if summary is None:
+            return f"# {title}\n\nNo record yet.\n"
+        return report_markdown(summary, title) + ("\n" + claim_markdown(summary, claim) if claim else "")
     if view.kind == "continual":
         finished, _ = continual_results(view)
         return f"# {title}\n\nNo sequence has finished yet.\n" if not finished else \
