@@ -13,6 +13,7 @@ from seal.plots import plot_conditions
 from seal.report import label, summarise
 from seal.reporting.html import esc, fold, pct, plot, pm, pre, table
 from seal.reporting.read import RunView, complete_inputs
+from seal.reporting.retest import retest_html
 
 
 def knowledge_records(view: RunView) -> tuple[list[dict], list[dict]]:
@@ -136,6 +137,7 @@ def adapt_sections(view: RunView) -> str:
            plot(lambda f: plot_conditions(summary, f, f"{view.config['data']['source']} | {view.config['model']['name']}"),
                 "accuracy per condition")]
     out.append(sources_table(view, knowledge_records(view)[1]))
+    out.append(retest_html(view))
     names = list(summary["conditions"])
     out += ["<h2>Per passage</h2>", table(["#", "passage", "questions", *(esc(label(n, summary.get("data_source"))) for n in names)], (
         [str(r["index"]), esc(r["title"]), str(r["questions"]),

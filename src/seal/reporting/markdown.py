@@ -14,6 +14,7 @@ from seal.reporting.continual import continual_results
 from seal.reporting.knowledge import summary_of
 from seal.reporting.read import RunView
 from seal.reporting.recipes import profile_section
+from seal.reporting.retest import retest_sections
 from seal.reporting.train import history_of
 
 STATE = {"finished": "", "running": "still running: the tables hold what exists so far",
@@ -41,7 +42,8 @@ def run_markdown(view: RunView, complete: bool = False, claim: str | None = None
         summary = summary_of(view, complete)
         if summary is None:
             return f"# {title}\n\nNo record yet.\n"
-        return report_markdown(summary, title) + ("\n" + claim_markdown(summary, claim) if claim else "")
+        return report_markdown(summary, title) + retest_sections(view) + \
+            ("\n" + claim_markdown(summary, claim) if claim else "")
     if view.kind == "continual":
         finished, _ = continual_results(view)
         return f"# {title}\n\nNo sequence has finished yet.\n" if not finished else \
