@@ -102,3 +102,11 @@ def test_a_retest_with_a_tied_passage_leaves_it_out_of_the_top_rewards(made_up):
     _write(r0 / "trials.jsonl", records)
     kept, top = retest_figures(RunView(eval_run), row, r0)["choices"]
     assert kept["passages"] == 3 and top["passages"] == 2
+
+
+def test_a_passage_the_retest_has_not_finished_is_left_out(made_up):
+    eval_run, row, r0, _, _ = made_up
+    lines = (eval_run / "trials.jsonl").read_text().splitlines()
+    (eval_run / "trials.jsonl").write_text("\n".join(line for line in lines if '"c", "self_edit_index": 2' not in line) + "\n")
+    f = retest_figures(RunView(eval_run), row, r0)
+    assert f["self_edits"] == 6 and f["passages"] == 2 and [c["passages"] for c in f["choices"]] == [2, 2]

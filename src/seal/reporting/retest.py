@@ -99,13 +99,14 @@ def settings_differ(view: RunView, round_dir: Path) -> list[str]:
 
 
 def retest_figures(view: RunView, condition: str, round_dir: Path) -> dict | None:
-    """The re-test's figures (None under 3 self-edits re-tested so far)."""
+    """The re-test's figures, on the passages whose every self-edit it has re-tested (None under 3 self-edits)."""
     trials = view.records("trials.jsonl")
     here = _rewards(trials, condition)
     view_round = RunView(round_dir.parent)
     there = _rewards([t for t in view_round.records(f"{round_dir.name}/trials.jsonl")
                       if t["condition"] not in PASSAGE_ONLY])  # the round's self-edits, not its baseline trials
-    shared = sorted(set(here) & set(there))
+    missing = {p for p, i in there if (p, i) not in here}  # passages the re-test has not finished (yet)
+    shared = sorted(k for k in set(here) & set(there) if k[0] not in missing)
     if len(shared) < 3:
         return None
     xs, ys = [there[k] for k in shared], [here[k] for k in shared]
