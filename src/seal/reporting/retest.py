@@ -27,12 +27,13 @@ import math
 from pathlib import Path
 
 from seal.domains.knowledge.trials import PASSAGE_ONLY
+from seal.loops.reuse import SCHEDULING
 from seal.reporting.read import RunView
 from seal.runs import load_run_config
 from seal.stats import mean_and_stderr
 
-SCHEDULING_OR_SEEDS = frozenset({"seeds", "engine", "adapters_per_pass", "pass_tokens", "pass_tokens_from_memory",
-                                 "compile", "input_blocks", "answer_batch_size"})
+SCHEDULING_OR_SEEDS = SCHEDULING | {"seeds"}
+"""Inner-loop settings a re-test may change: the trial seeds, and how trials are scheduled."""
 
 
 def round_rows(view: RunView) -> list[tuple[str, Path]]:
