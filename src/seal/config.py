@@ -101,6 +101,13 @@ class SamplingConfig:
             raise SealError(f"sampling.batch_size must be at least 1, not {self.batch_size}")
 
 
+INNER_SCHEDULING = frozenset({"engine", "adapters_per_pass", "pass_tokens", "pass_tokens_from_memory", "compile",
+                              "input_blocks", "answer_batch_size"})
+"""InnerLoopConfig fields that change how trials are scheduled, not what they compute (the engines agree:
+tests/test_engines.py). Runs that differ only in these ran the same trials (seal.loops.reuse,
+seal.reporting.retest)."""
+
+
 @dataclass
 class InnerLoopConfig:
     """One trial: a fresh LoRA fine-tune on a self-edit, then no-context QA."""

@@ -26,16 +26,12 @@ import json
 import shutil
 from pathlib import Path
 
-from seal.config import RunConfig
+from seal.config import INNER_SCHEDULING, RunConfig
 from seal.errors import SealError
 from seal.runs import load_run_config, write_atomic
 
 STAGE_FILES = ("passages.json", "tasks.json", "self_edits.jsonl", "baselines.jsonl", "trials.jsonl")
 """What a round's draw, generate and trials stages write (seal.loops.rest_em), in both domains."""
-SCHEDULING = frozenset({"engine", "adapters_per_pass", "pass_tokens", "pass_tokens_from_memory", "compile",
-                        "input_blocks", "answer_batch_size"})
-"""Inner-loop settings that change how trials are scheduled, not what they compute (the engines agree:
-tests/test_engines.py)."""
 
 
 def decisive(config: RunConfig) -> dict[str, object]:
@@ -43,7 +39,7 @@ def decisive(config: RunConfig) -> dict[str, object]:
     d = config.to_dict()
     out: dict[str, object] = {"domain": d["domain"], "model.name": d["model"]["name"], "model.dtype": d["model"]["dtype"]}
     source = "arc" if d["domain"] == "arc" else "data"
-    for section, skip in ((source, frozenset()), ("sampling", frozenset()), ("inner", SCHEDULING)):
+    for section, skip in ((source, frozenset()), ("sampling", frozenset()), ("inner", INNER_SCHEDULING)):
         out.update({f"{section}.{k}": v for k, v in d[section].items() if k not in skip})
     out.update({f"train.{k}": d["train"][k] for k in ("passages_per_round", "baseline", "seed")})
     return out

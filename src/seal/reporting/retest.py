@@ -26,13 +26,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from seal.config import INNER_SCHEDULING
 from seal.domains.knowledge.trials import PASSAGE_ONLY
-from seal.loops.reuse import SCHEDULING
 from seal.reporting.read import RunView
 from seal.runs import load_run_config
 from seal.stats import mean_and_stderr
 
-SCHEDULING_OR_SEEDS = SCHEDULING | {"seeds"}
+SCHEDULING_OR_SEEDS = INNER_SCHEDULING | {"seeds"}
 """Inner-loop settings a re-test may change: the trial seeds, and how trials are scheduled."""
 
 
