@@ -23,11 +23,14 @@ from the paper: the paper does not re-test its E-step.
 
 from __future__ import annotations
 
-import math
+import statistics
 from pathlib import Path
 
 from seal.config import INNER_SCHEDULING
+from seal.domains.knowledge.self_edits import is_sampled
 from seal.domains.knowledge.trials import PASSAGE_ONLY
+from seal.errors import SealError
+from seal.reporting.html import esc, table
 from seal.reporting.read import RunView
 from seal.runs import load_run_config
 from seal.stats import mean_and_stderr
@@ -40,10 +43,11 @@ def round_rows(view: RunView) -> list[tuple[str, Path]]:
     """(condition, round directory) for each row of an evaluation that trains a `seal train` round's self-edits."""
     out = []
     for condition in view.config.get("conditions") or []:
+        if condition in PASSAGE_ONLY or condition == "data" or condition.startswith("data:") or is_sampled(condition):
+            continue  # what is left names an earlier run's self-edits (seal.domains.knowledge.trials.plan_trials)
         path = Path(condition)
         path = path if path.name == "self_edits.jsonl" else path / "self_edits.jsonl"
-        if ":" not in condition.split("/")[0] and (path.parent / "round.json").is_file() \
-                and (path.parent / "trials.jsonl").is_file():
+        if (path.parent / "round.json").is_file() and (path.parent / "trials.jsonl").is_file():
             out.append((condition, path.parent))
     return out
 
@@ -60,14 +64,14 @@ def _rewards(records: list[dict], condition: str | None = None) -> dict[tuple[st
 def correlation(xs: list[float], ys: list[float]) -> float:
     """Pearson's r; nan when either side has no spread.
 
+    >>> import math
     >>> correlation([0, 1, 2], [0, 2, 4]), correlation([0, 1, 2], [2, 1, 0]), math.isnan(correlation([1, 1], [0, 1]))
     (1.0, -1.0, True)
     """
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    sxx, syy = sum((x - mx) ** 2 for x in xs), sum((y - my) ** 2 for y in ys)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else float("nan")
+    try:
+        return statistics.correlation(xs, ys)
+    except statistics.StatisticsError:
+        return float("nan")
 
 
 def _advantages(chosen: dict[str, set[int]], rewards: dict[tuple[str, int], float]) -> dict[str, float]:
@@ -92,7 +96,7 @@ def settings_differ(view: RunView, round_dir: Path) -> list[str]:
     """The inner-loop settings (other than seeds and scheduling) and model in which this run and the round's differ."""
     try:
         mine, theirs = (load_run_config(path).to_dict() for path in (view.path, round_dir.parent))
-    except Exception:  # noqa: BLE001 - a moved or unreadable train run: nothing to compare with
+    except SealError:  # a moved or unreadable train run: nothing to compare with
         return ["the round's run config could not be read"]
     out = [f"model.{k}" for k in ("name", "dtype") if mine["model"][k] != theirs["model"][k]]
     out += [f"inner.{k}" for k, v in theirs["inner"].items() if k not in SCHEDULING_OR_SEEDS and mine["inner"].get(k) != v]
@@ -110,19 +114,19 @@ def retest_figures(view: RunView, condition: str, round_dir: Path) -> dict | Non
     shared = sorted(k for k in set(here) & set(there) if k[0] not in missing)
     if len(shared) < 3:
         return None
-    xs, ys = [there[k] for k in shared], [here[k] for k in shared]
-    means_there: dict[str, list[float]] = {}
-    means_here: dict[str, list[float]] = {}
-    for (pid, _), x, y in zip(shared, xs, ys):
-        means_there.setdefault(pid, []).append(x)
-        means_here.setdefault(pid, []).append(y)
-    centre = lambda m, k, v: v - sum(m[k[0]]) / len(m[k[0]])  # noqa: E731
     there, here = {k: there[k] for k in shared}, {k: here[k] for k in shared}
+    passages = sorted({p for p, _ in shared})
+
+    def centred(rewards: dict[tuple[str, int], float]) -> list[float]:
+        """Each self-edit's reward minus its passage's mean."""
+        mean = {p: statistics.fmean(r for (q, _), r in rewards.items() if q == p) for p in passages}
+        return [rewards[k] - mean[k[0]] for k in shared]
+
     kept: dict[str, set[int]] = {}
     for k in view_round.records(f"{round_dir.name}/kept.jsonl"):
         kept.setdefault(k["item_id"], set()).add(k["self_edit_index"])
     top: dict[str, set[int]] = {}
-    for pid in means_there:
+    for pid in passages:
         scores = {i: r for (p, i), r in there.items() if p == pid}
         best = max(scores.values())
         if any(r < best for r in scores.values()):
@@ -142,9 +146,9 @@ def retest_figures(view: RunView, condition: str, round_dir: Path) -> dict | Non
     above = [here[(p, i)] - base_here[(p, -1)] for p, ids in kept.items() for i in ids
              if (p, i) in here and (p, -1) in base_here]
     return {"round": f"{round_dir.parent.name} {round_dir.name}", "differ": settings_differ(view, round_dir),
-            "self_edits": len(shared), "passages": len(means_there), "r": correlation(xs, ys),
-            "r_within": correlation([centre(means_there, k, x) for k, x in zip(shared, xs)],
-                                    [centre(means_here, k, y) for k, y in zip(shared, ys)]),
+            "self_edits": len(shared), "passages": len(passages),
+            "r": correlation([there[k] for k in shared], [here[k] for k in shared]),
+            "r_within": correlation(centred(there), centred(here)),
             "choices": choices, "baseline": baseline, "baseline_row": row, "kept_vs_baseline": above}
 
 
@@ -179,8 +183,6 @@ def retest_markdown(view: RunView, condition: str, round_dir: Path) -> str:
 
 
 def retest_html(view: RunView) -> str:
-    from seal.reporting.html import esc, table
-
     out = []
     for condition, round_dir in round_rows(view):
         f = retest_figures(view, condition, round_dir)
