@@ -2,7 +2,8 @@
 
 One run: RUN_DIR/report.html by default; several: seal-report.html in the working directory.
 `--markdown`: each run's tables as markdown on stdout instead (seal.reporting.markdown), nothing written;
-with `--claim ROW`, an evaluation's ROW against every other row (seal.reporting.claim).
+with `--claim ROW`, an evaluation's ROW against every other row (seal.reporting.claim); several `seal train`
+runs end with their rounds against the first run's (seal.reporting.rounds).
 """
 
 from __future__ import annotations
@@ -32,5 +33,8 @@ def markdown_report(paths: list[str], complete: bool = False, claim: str | None 
     from seal.reporting.markdown import run_markdown
     from seal.reporting.read import RunView
 
+    from seal.reporting.rounds import across_markdown
+
     views = [RunView(p) for p in paths]
-    return "\n".join([run_markdown(v, complete, claim) for v in views])  # every run read before any is printed
+    across = across_markdown(views) if all(v.kind == "train" for v in views) else ""
+    return "\n".join([run_markdown(v, complete, claim) for v in views]) + across  # all read before any is printed

@@ -49,12 +49,7 @@ from seal.loops.sft import sft_generator
 from seal.generation import run_here
 from seal.models import load_model
 from seal.runs import publish, relative_to_run, resolve_in_run, write_atomic
-from seal.stats import mean_and_stderr
-
-
-TIE = 1e-9
-"""Rewards closer than this are equal: a mean of seeds' accuracies carries float rounding (0.4 and 0.2
-average to 0.30000000000000004, which must not beat a baseline of 0.3)."""
+from seal.stats import TIE, mean_and_stderr
 
 
 def select_self_edits(rewards: dict[str, list[float]], baselines: dict[str, float], rule: str = "best") -> dict[str, list[int]]:

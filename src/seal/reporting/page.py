@@ -17,6 +17,7 @@ from seal.reporting.continual import continual_results, continual_sections
 from seal.reporting.html import esc, fold, page, pm, pre, table
 from seal.reporting.knowledge import adapt_sections, generate_sections, learn_sections, summary_of
 from seal.reporting.read import RunView, open_runs
+from seal.reporting.rounds import across_html
 from seal.reporting.train import history_of, train_sections
 
 SECTIONS = {"adapt": adapt_sections, "cpt": adapt_sections, "train": train_sections, "continual": continual_sections,
@@ -85,6 +86,7 @@ def render(paths: list[str]) -> tuple[str, list[RunView]]:
     views = open_runs(paths)
     if len(views) == 1:
         return page(f"seal report: {views[0].name}", run_block(views[0])), views
-    body = (f"<h1>{len(views)} runs of seal {esc(views[0].command)}</h1>" + comparison(views)
+    across = across_html(views) if views[0].kind == "train" else ""
+    body = (f"<h1>{len(views)} runs of seal {esc(views[0].command)}</h1>" + comparison(views) + across
             + "".join(f"<section><hr>{run_block(v)}</section>" for v in views))
     return page(f"seal report: {len(views)} runs", body), views

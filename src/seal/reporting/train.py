@@ -1,40 +1,21 @@
 """The page sections of a `seal train` run: rewards per round, what was kept, how the self-edits changed.
 
 A finished round is read from its round.json; the round in progress from its trials so far.
-Per round: the mean reward of kept and not-kept self-edits, a strip plot of every self-edit's
-reward (kept ones marked), self-edit quality (grounding, coverage, length:
-seal.domains.knowledge.quality), stage times, and per input its self-edits with rewards.
+Per round: the round against the bar its E-step used (seal.reporting.rounds), the mean reward of kept
+and not-kept self-edits, a strip plot of every self-edit's reward (kept ones marked), self-edit quality
+(grounding, coverage, length: seal.domains.knowledge.quality), stage times, and per input its
+self-edits with rewards.
 """
 
 from __future__ import annotations
-
-import re
 
 from seal.plots import plot_rewards
 from seal.report import paired_change
 from seal.reporting.html import esc, fold, pct, plot, pm, pre, table
 from seal.reporting.read import RunView
 from seal.reporting.recipes import profile_html
+from seal.reporting.rounds import bar_html, bars, round_dirs, round_rewards
 from seal.stats import mean_and_stderr
-
-
-def round_dirs(view: RunView) -> list:
-    found = [p for p in view.path.glob("round-*") if p.is_dir() and re.fullmatch(r"round-\d+", p.name)]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def round_rewards(view: RunView, round_dir) -> dict[str, dict[int, float]]:
-    """Each self-edit's reward (its trials' accuracy averaged over seeds), by input and self-edit index."""
-    relative = round_dir.relative_to(view.path)
-    by_edit: dict[tuple[str, int], list[float]] = {}
-    for t in view.records(f"{relative}/trials.jsonl"):
-        if t["condition"] == "model":
-            iid = t.get("passage_id", t.get("task_id"))
-            by_edit.setdefault((iid, t["self_edit_index"]), []).append(t["accuracy"])
-    out: dict[str, dict[int, float]] = {}
-    for (iid, e), values in by_edit.items():
-        out.setdefault(iid, {})[e] = sum(values) / len(values)
-    return out
 
 
 def round_qualities(view: RunView) -> list[dict]:
@@ -103,6 +84,7 @@ def train_sections(view: RunView) -> str:
         out += [table(["round", "inputs", "self-edits", "baseline", "mean baseline", "mean reward ± s.e.",
                        "change vs round 0 (paired)", "kept", "SFT loss", "minutes"], rows, numeric={0, 1, 2, 4, 5, 6, 7, 9}),
                 plot(lambda f: plot_rewards(history, f), "mean reward per round")]
+    out.append(bar_html(view))
     strips, split_rows, quality = [], [], {q["round"]: q for q in (round_qualities(view) if view.domain == "knowledge" else [])}
     for round_dir in round_dirs(view):
         r = int(round_dir.name.split("-")[1])
@@ -147,16 +129,13 @@ def self_edit_folds(view: RunView) -> str:
         rel = round_dir.name
         rewards = round_rewards(view, round_dir)
         kept = {(k["item_id"], k["self_edit_index"]) for k in view.records(f"{rel}/kept.jsonl")}
-        baselines = {}
-        for t in view.records(f"{rel}/trials.jsonl"):
-            if t["condition"] != "model":
-                baselines.setdefault(t["passage_id"], []).append(t["accuracy"])
+        _, baselines = bars(view, round_dir)
         parts = []
         for record in view.records(f"{rel}/self_edits.jsonl"):
             iid = record.get("passage_id", record.get("task_id"))
             per = rewards.get(iid, {})
             bar = baselines.get(iid)
-            head = f"{esc(record.get('title', iid))}" + (f" · baseline trial {pct(sum(bar) / len(bar), 0)}" if bar else "")
+            head = f"{esc(record.get('title', iid))}" + (f" · bar {pct(bar, 0)}" if bar is not None else "")
             edits = "".join(
                 f"<div class=\"{'kept' if (iid, e) in kept else ''}\"><b>{e}</b>: reward "
                 f"{pct(per[e], 0) if e in per else 'not yet run'}{' · kept' if (iid, e) in kept else ''}{pre(text)}</div>"

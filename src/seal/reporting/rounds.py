@@ -1,0 +1,169 @@
+"""Each ReST-EM round against the bar its E-step used, and the rounds of several runs against each other.
+
+    seal report --markdown runs/<time>-train-rest-em-squad-24 runs/<time>-train-rest-em-squad-24-beats
+
+Per round of a `seal train` run, from its own records (nothing is trained again):
+
+- bar: each input's baseline trials (train.baseline: the passage twice or the passage alone) averaged
+  over seeds, or, when the round ran none, the input's no-adaptation score;
+- self-edits - bar: each input's mean self-edit reward minus its bar, paired over inputs;
+- best of k: each input's best self-edit reward, what the E-step chooses from. It is the maximum of k
+  noisy rewards, so it flatters (`seal/reporting/retest.py` measures by how much);
+- winners: self-edits whose reward is above their input's bar, and in how many inputs;
+- kept, and the mean copied share of the round's self-edits (round.json).
+
+Several `seal train` runs (an ablation beside the run it changes, e.g. with train.reuse_from): per round,
+each run's mean self-edit reward minus the first run's, paired over the inputs both drew, with the
+verdict of seal.reporting.claim (above or below by more than two standard errors). A round one run
+copied from the other (train.reuse_from) is the same records, and is named as such.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from seal.reporting.claim import verdict
+from seal.reporting.html import esc, table
+from seal.reporting.read import RunView
+from seal.stats import TIE, mean_and_stderr, paired_difference
+
+HEADER = ["round", "inputs", "bar", "bar: mean", "self-edits: mean", "self-edits - bar (paired)", "best of k",
+          "best - bar (paired)", "winners", "kept", "copied"]
+
+
+def round_dirs(view: RunView) -> list:
+    found = [p for p in view.path.glob("round-*") if p.is_dir() and re.fullmatch(r"round-\d+", p.name)]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def round_rewards(view: RunView, round_dir) -> dict[str, dict[int, float]]:
+    """Each self-edit's reward (its trials' accuracy averaged over seeds), by input and self-edit index."""
+    relative = round_dir.relative_to(view.path)
+    by_edit: dict[tuple[str, int], list[float]] = {}
+    for t in view.records(f"{relative}/trials.jsonl"):
+        if t["condition"] == "model":
+            iid = t.get("passage_id", t.get("task_id"))
+            by_edit.setdefault((iid, t["self_edit_index"]), []).append(t["accuracy"])
+    out: dict[str, dict[int, float]] = {}
+    for (iid, e), values in by_edit.items():
+        out.setdefault(iid, {})[e] = sum(values) / len(values)
+    return out
+
+
+def bars(view: RunView, round_dir: Path) -> tuple[str, dict[str, float]]:
+    """The bar's name and each input's bar: its baseline trials' mean accuracy, else its no-adaptation score."""
+    by_input: dict[str, list[float]] = {}
+    names = []
+    for t in view.records(f"{round_dir.name}/trials.jsonl"):
+        if t["condition"] != "model":
+            by_input.setdefault(t.get("passage_id", t.get("task_id")), []).append(t["accuracy"])
+            names.append(t["condition"])
+    if by_input:
+        return " + ".join(dict.fromkeys(names)), {i: sum(v) / len(v) for i, v in by_input.items()}
+    if not (round_dir / "baselines.jsonl").is_file():
+        return "-", {}
+    return "no adaptation", {b["passage_id"]: b["accuracy"] for b in view.records(f"{round_dir.name}/baselines.jsonl")}
+
+
+def _signed(change: tuple[float, float, int] | None) -> str:
+    return f"{100 * change[0]:+.1f} ± {100 * change[1]:.1f}" if change else "-"
+
+
+def round_figures(view: RunView, round_dir: Path) -> dict | None:
+    """One round's figures on the inputs with a bar and all their self-edits rewarded (None: no such input)."""
+    rewards = round_rewards(view, round_dir)
+    name, bar = bars(view, round_dir)
+    k = max((len(per) for per in rewards.values()), default=0)
+    inputs = sorted(i for i, per in rewards.items() if len(per) == k and i in bar)  # a round in progress: done inputs
+    if not inputs:
+        return None
+    means = {i: sum(rewards[i].values()) / k for i in inputs}
+    best = {i: max(rewards[i].values()) for i in inputs}
+    winners = {i: sum(v > bar[i] + TIE for v in rewards[i].values()) for i in inputs}
+    summary = view.json(f"{round_dir.name}/round.json") or {}
+    return {"round": int(round_dir.name.split("-")[1]), "finished": bool(summary), "inputs": len(inputs), "k": k,
+            "bar_name": summary.get("baseline") or name, "bar": mean_and_stderr([bar[i] for i in inputs]),
+            "mean": mean_and_stderr(list(means.values())), "margin": paired_difference(means, bar),
+            "best": mean_and_stderr(list(best.values())), "best_margin": paired_difference(best, bar),
+            "winners": sum(winners.values()), "winning_inputs": sum(w > 0 for w in winners.values()),
+            "kept": summary.get("kept"), "copied": summary.get("copied_share"), "means": means,
+            "origin": Path(summary.get("reused_from") or round_dir).resolve()}
+
+
+def run_rounds(view: RunView) -> list[dict]:
+    return [f for f in (round_figures(view, d) for d in round_dirs(view)) if f is not None]
+
+
+def _row(f: dict) -> list[str]:
+    return [f"{f['round']}" + ("" if f["finished"] else " (in progress)"), str(f["inputs"]), f["bar_name"],
+            f"{100 * f['bar'][0]:.1f} %", f"{100 * f['mean'][0]:.1f} % ± {100 * f['mean'][1]:.1f}",
+            _signed(f["margin"]), f"{100 * f['best'][0]:.1f} %", _signed(f["best_margin"]),
+            f"{f['winners']} in {f['winning_inputs']} inputs", "-" if f["kept"] is None else str(f["kept"]),
+            "-" if f["copied"] is None else f"{f['copied']:.2f}"]
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def bar_markdown(view: RunView) -> str:
+    figures = run_rounds(view)
+    if not figures:
+        return ""
+    lines = ["", "## Each round against its bar", "",
+             "Bar: the round's baseline trials per input (train.baseline), else its no-adaptation score. Paired: "
+             "per input, then the mean over inputs ± its standard error, in points. Best of k: each input's best "
+             "self-edit reward (the maximum of k noisy rewards). Winners: self-edits above their input's bar.", "",
+             *_markdown(HEADER, [_row(f) for f in figures])]
+    return "\n".join(lines) + "\n"
+
+
+def bar_html(view: RunView) -> str:
+    figures = run_rounds(view)
+    if not figures:
+        return ""
+    return ('<h2>Each round against its bar</h2><p class="muted">Bar: the round\'s baseline trials per input '
+            '(train.baseline), else its no-adaptation score. Paired: per input, then the mean over inputs ± its '
+            'standard error, in points. Best of k: each input\'s best self-edit reward. Winners: self-edits above '
+            'their input\'s bar.</p>' + table(HEADER, ([esc(c) for c in _row(f)] for f in figures),
+                                              numeric=set(range(3, 11))))
+
+
+def across_rows(views: list[RunView]) -> list[list[str]]:
+    """Per round and run after the first: its mean self-edit reward minus the first run's, paired over inputs."""
+    first = {f["round"]: f for f in run_rounds(views[0])}
+    rows = []
+    for view in views[1:]:
+        for f in run_rounds(view):
+            mine = first.get(f["round"])
+            if mine is None:
+                continue
+            same = f["origin"] == mine["origin"]  # one run copied the round from the other, or both from a third
+            change = paired_difference(f["means"], mine["means"])
+            rows.append([str(f["round"]), view.name, f"{100 * mine['mean'][0]:.1f} %", f"{100 * f['mean'][0]:.1f} %",
+                         "same records (copied)" if same else _signed(change), str(change[2] if change else 0),
+                         "-" if same else verdict(change)])
+    return rows
+
+
+ACROSS = ["round", "run", "first run: self-edits", "this run: self-edits", "change (paired)", "inputs", "verdict"]
+
+
+def across_markdown(views: list[RunView]) -> str:
+    rows = across_rows(views) if len(views) > 1 else []
+    if not rows:
+        return ""
+    return "\n".join(["", f"# Rounds against {views[0].name}", "",
+                      "Each run's mean self-edit reward minus the first run's in the same round, paired over the "
+                      "inputs both drew (points ± standard error); the verdict says whether it clears two standard "
+                      "errors.", "", *_markdown(ACROSS, rows)]) + "\n"
+
+
+def across_html(views: list[RunView]) -> str:
+    rows = across_rows(views) if len(views) > 1 else []
+    if not rows:
+        return ""
+    return (f"<h2>Rounds against {esc(views[0].name)}</h2><p class=\"muted\">Each run's mean self-edit reward minus "
+            "the first run's in the same round, paired over the inputs both drew.</p>"
+            + table(ACROSS, ([esc(c) for c in r] for r in rows), numeric={2, 3, 4, 5}))

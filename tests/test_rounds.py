@@ -1,0 +1,103 @@
+"""seal.reporting.rounds: each ReST-EM round against its bar, and two runs' rounds against each other.
+
+The runs here are written by hand (round.json, trials.jsonl), so every figure can be checked against
+arithmetic done in the test; tests/test_report.py covers pages of runs that the tiny model made.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from seal.cli import main
+from seal.reporting.read import RunView
+from seal.reporting.rounds import across_rows, round_figures
+
+# per input: the bar (passage-twice trial accuracy) and each self-edit's rewards over seeds
+ROUND = {"p0": (0.3, [[0.4, 0.2], [0.6]]),  # (0.4 + 0.2) / 2 is 0.30000000000000004: a tie with 0.3, not a win
+         "p1": (0.1, [[0.0], [0.0]]),
+         "p2": (0.3, [[0.5], [0.7]])}
+
+
+def write_run(path, rounds: list[dict], reused: dict[int, str] | None = None, finished: bool = True):
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(yaml.safe_dump({"command": "train", "model": {"name": "tiny"},
+                                                      "train": {"rounds": len(rounds)}}))
+    for r, spec in enumerate(rounds):
+        d = path / f"round-{r}"
+        d.mkdir()
+        trials, means = [], {}
+        for pid, (bar, edits) in spec.items():
+            trials.append({"condition": "passage-twice", "passage_id": pid, "self_edit_index": 0, "seed": 0,
+                           "accuracy": bar})
+            for e, seeds in enumerate(edits):
+                trials += [{"condition": "model", "passage_id": pid, "self_edit_index": e, "seed": s, "accuracy": a}
+                           for s, a in enumerate(seeds)]
+            means[pid] = sum(sum(s) / len(s) for s in edits) / len(edits)
+        (d / "trials.jsonl").write_text("".join(json.dumps(t) + "\n" for t in trials))
+        if finished or r < len(rounds) - 1:
+            (d / "round.json").write_text(json.dumps({
+                "round": r, "inputs": len(spec), "self_edits": sum(len(e) for _, e in spec.values()),
+                "mean_reward": sum(means.values()) / len(means), "reward_stderr": 0.0, "input_rewards": means,
+                "baseline": "passage-twice", "mean_baseline": sum(b for b, _ in spec.values()) / len(spec),
+                "kept": 2, "copied_share": 0.25, "sft": None, "timings": {"trials_s": 1.0},
+                "generator_out": f"round-{r}/generator", "reused_from": (reused or {}).get(r)}))
+    return path
+
+
+def test_a_round_against_its_bar_is_the_arithmetic_of_its_records(tmp_path):
+    run = write_run(tmp_path / "a", [ROUND])
+    f = round_figures(RunView(run), run / "round-0")
+    assert (f["inputs"], f["k"], f["bar_name"], f["kept"], f["copied"]) == (3, 2, "passage-twice", 2, 0.25)
+    means = {"p0": 0.45, "p1": 0.0, "p2": 0.6}
+    assert f["means"] == pytest.approx(means)
+    assert f["mean"][0] == pytest.approx(1.05 / 3) and f["bar"][0] == pytest.approx(0.7 / 3)
+    margins = [0.45 - 0.3, 0.0 - 0.1, 0.6 - 0.3]
+    assert f["margin"][0] == pytest.approx(sum(margins) / 3) and f["margin"][2] == 3
+    assert f["best"][0] == pytest.approx((0.6 + 0.0 + 0.7) / 3)
+    assert f["best_margin"][0] == pytest.approx((0.3 - 0.1 + 0.4) / 3)
+    assert (f["winners"], f["winning_inputs"]) == (3, 2)  # p0's 0.6, p2's 0.5 and 0.7; p0's seed mean ties its bar
+
+
+def test_a_round_in_progress_counts_the_inputs_it_finished(tmp_path, capsys):
+    unfinished = {**ROUND, "p3": (0.2, [[0.9]])}  # one of its two self-edits has run so far
+    run = write_run(tmp_path / "a", [ROUND, unfinished], finished=False)
+    f = round_figures(RunView(run), run / "round-1")
+    assert f["inputs"] == 3 and "p3" not in f["means"] and not f["finished"]
+    assert main(["report", "--markdown", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 (in progress) | 3 | passage-twice |" in out and "| 0 | 3 | passage-twice |" in out
+
+
+def test_without_baseline_trials_the_bar_is_the_no_adaptation_score(tmp_path):
+    run = write_run(tmp_path / "a", [ROUND])
+    trials = [json.loads(line) for line in (run / "round-0" / "trials.jsonl").read_text().splitlines()]
+    (run / "round-0" / "trials.jsonl").write_text("".join(json.dumps(t) + "\n" for t in trials
+                                                          if t["condition"] == "model"))
+    (run / "round-0" / "baselines.jsonl").write_text("".join(
+        json.dumps({"passage_id": p, "accuracy": 0.5}) + "\n" for p in ROUND))
+    round_json = json.loads((run / "round-0" / "round.json").read_text())
+    (run / "round-0" / "round.json").write_text(json.dumps({**round_json, "baseline": None}))
+    f = round_figures(RunView(run), run / "round-0")
+    assert f["bar_name"] == "no adaptation" and f["bar"][0] == pytest.approx(0.5)
+    assert (f["winners"], f["winning_inputs"]) == (2, 2)  # p0's 0.6 and p2's 0.7
+
+
+def test_two_runs_compare_round_by_round_and_a_copied_round_is_named(tmp_path, capsys):
+    first = write_run(tmp_path / "first", [ROUND, ROUND])
+    better = {"p0": (0.3, [[0.6], [0.8]]), "p1": (0.1, [[0.2], [0.2]]), "p2": (0.3, [[0.7], [0.9]])}
+    second = write_run(tmp_path / "second", [ROUND, better], reused={0: str(first / "round-0")})
+    rows = {r[0]: r for r in across_rows([RunView(first), RunView(second)])}
+    assert rows["0"][4:] == ["same records (copied)", "3", "-"]
+    # round 1: p0 0.45 -> 0.7, p1 0.0 -> 0.2, p2 0.6 -> 0.8: +0.25, +0.2, +0.2 (their s.d. 0.0289, s.e. 0.0289 / 3 ** 0.5 = 0.0167)
+    assert rows["1"][4] == "+21.7 ± 1.7" and rows["1"][5] == "3"
+    assert rows["1"][6] == "above"
+    assert main(["report", "--markdown", str(first), str(second)]) == 0
+    out = capsys.readouterr().out
+    assert out.index("# second") < out.index("# Rounds against first") and "| 1 | second | 35.0 % | 56.7 % |" in out
+    page = tmp_path / "page.html"
+    assert main(["report", str(first), str(second), "-o", str(page)]) == 0
+    text = page.read_text()
+    assert "Rounds against first" in text and text.count("Each round against its bar") == 2
