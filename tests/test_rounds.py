@@ -87,13 +87,13 @@ def test_without_baseline_trials_the_bar_is_the_no_adaptation_score(tmp_path):
 
 def test_two_runs_compare_round_by_round_and_a_copied_round_is_named(tmp_path, capsys):
     first = write_run(tmp_path / "first", [ROUND, ROUND])
-    better = {"p0": (0.3, [[0.6], [0.8]]), "p1": (0.1, [[0.2], [0.2]]), "p2": (0.3, [[0.7], [0.9]])}
+    better = {"p0": (0.3, [[0.6], [0.8]]), "p1": (0.2, [[0.2], [0.2]]), "p2": (0.3, [[0.7], [0.9]])}  # p1's bar moved
     second = write_run(tmp_path / "second", [ROUND, better], reused={0: str(first / "round-0")})
     rows = {r[0]: r for r in across_rows([RunView(first), RunView(second)])}
-    assert rows["0"][4:] == ["same records (copied)", "3", "-"]
+    assert rows["0"][4:] == ["same records (copied)", "3", "-", "-"]
     # round 1: p0 0.45 -> 0.7, p1 0.0 -> 0.2, p2 0.6 -> 0.8: +0.25, +0.2, +0.2 (their s.d. 0.0289, s.e. 0.0289 / 3 ** 0.5 = 0.0167)
     assert rows["1"][4] == "+21.7 ± 1.7" and rows["1"][5] == "3"
-    assert rows["1"][6] == "above"
+    assert rows["1"][6] == "above" and rows["1"][7] == "+3.3 ± 3.3 (differ in 1 of 3)"
     assert main(["report", "--markdown", str(first), str(second)]) == 0
     out = capsys.readouterr().out
     assert out.index("# second") < out.index("# Rounds against first") and "| 1 | second | 35.0 % | 56.7 % |" in out

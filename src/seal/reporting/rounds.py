@@ -15,7 +15,10 @@ Per round of a `seal train` run, from its own records (nothing is trained again)
 Several `seal train` runs (an ablation beside the run it changes, e.g. with train.reuse_from): per round,
 each run's mean self-edit reward minus the first run's, paired over the inputs both drew, with the
 verdict of seal.reporting.claim (above or below by more than two standard errors). A round one run
-copied from the other (train.reuse_from) is the same records, and is named as such.
+copied from the other, or both from a third (train.reuse_from), is the same records, and is named as
+such. Beside it, the bar's change: how far the same baseline trials moved between the two runs. On CPU
+a trial's score depends on the float rounding of the passes it shared with other trials and on the
+thread count (docs/rest-em.md), so two runs' rounds differ by that noise even in identical trials.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ def round_figures(view: RunView, round_dir: Path) -> dict | None:
             "best": mean_and_stderr(list(best.values())), "best_margin": paired_difference(best, bar),
             "winners": sum(winners.values()), "winning_inputs": sum(w > 0 for w in winners.values()),
             "kept": summary.get("kept"), "copied": summary.get("copied_share"), "means": means,
+            "bars": {i: bar[i] for i in inputs},
             "origin": Path(summary.get("reused_from") or round_dir).resolve()}
 
 
@@ -141,13 +145,17 @@ def across_rows(views: list[RunView]) -> list[list[str]]:
                 continue
             same = f["origin"] == mine["origin"]  # one run copied the round from the other, or both from a third
             change = paired_difference(f["means"], mine["means"])
+            both = set(f["bars"]) & set(mine["bars"])
+            moved = sum(abs(f["bars"][i] - mine["bars"][i]) > TIE for i in both)
             rows.append([str(f["round"]), view.name, f"{100 * mine['mean'][0]:.1f} %", f"{100 * f['mean'][0]:.1f} %",
                          "same records (copied)" if same else _signed(change), str(change[2] if change else 0),
-                         "-" if same else verdict(change)])
+                         "-" if same else verdict(change), "-" if same else
+                         f"{_signed(paired_difference(f['bars'], mine['bars']))} (differ in {moved} of {len(both)})"])
     return rows
 
 
-ACROSS = ["round", "run", "first run: self-edits", "this run: self-edits", "change (paired)", "inputs", "verdict"]
+ACROSS = ["round", "run", "first run: self-edits", "this run: self-edits", "change (paired)", "inputs", "verdict",
+          "bar: change (paired)"]
 
 
 def across_markdown(views: list[RunView]) -> str:
@@ -157,7 +165,7 @@ def across_markdown(views: list[RunView]) -> str:
     return "\n".join(["", f"# Rounds against {views[0].name}", "",
                       "Each run's mean self-edit reward minus the first run's in the same round, paired over the "
                       "inputs both drew (points ± standard error); the verdict says whether it clears two standard "
-                      "errors.", "", *_markdown(ACROSS, rows)]) + "\n"
+                      "errors. Bar: the same for the round's baseline trials, and on how many inputs they differ.", "", *_markdown(ACROSS, rows)]) + "\n"
 
 
 def across_html(views: list[RunView]) -> str:
@@ -166,4 +174,4 @@ def across_html(views: list[RunView]) -> str:
         return ""
     return (f"<h2>Rounds against {esc(views[0].name)}</h2><p class=\"muted\">Each run's mean self-edit reward minus "
             "the first run's in the same round, paired over the inputs both drew.</p>"
-            + table(ACROSS, ([esc(c) for c in r] for r in rows), numeric={2, 3, 4, 5}))
+            + table(ACROSS, ([esc(c) for c in r] for r in rows), numeric={2, 3, 4, 5, 7}))
