@@ -90,13 +90,13 @@ def test_two_runs_compare_round_by_round_and_a_copied_round_is_named(tmp_path, c
     better = {"p0": (0.3, [[0.6], [0.8]]), "p1": (0.2, [[0.2], [0.2]]), "p2": (0.3, [[0.7], [0.9]])}  # p1's bar moved
     second = write_run(tmp_path / "second", [ROUND, better], reused={0: str(first / "round-0")})
     rows = {r[0]: r for r in across_rows([RunView(first), RunView(second)])}
-    assert rows["0"][4:] == ["same records (copied)", "3", "-", "-"]
-    # round 1: p0 0.45 -> 0.7, p1 0.0 -> 0.2, p2 0.6 -> 0.8: +0.25, +0.2, +0.2 (their s.d. 0.0289, s.e. 0.0289 / 3 ** 0.5 = 0.0167)
-    assert rows["1"][4] == "+21.7 ± 1.7" and rows["1"][5] == "3"
-    assert rows["1"][6] == "above" and rows["1"][7] == "+3.3 ± 3.3 (differ in 1 of 3)"
+    assert rows["0"][2:4] == ["3", "same records (copied)"]
+    # round 1, self-edits: p0 0.45 -> 0.7, p1 0.0 -> 0.2, p2 0.6 -> 0.8: +0.25, +0.2, +0.2 (s.d. 0.0289, s.e. 0.0167);
+    # bars: p1 0.1 -> 0.2, so the margins move by +0.25, +0.1, +0.2 (s.d. 0.0764, s.e. 0.0441)
+    assert rows["1"][2:] == ["3", "+21.7 ± 1.7", "+3.3 ± 3.3", "+11.7 ± 11.7 → +30.0 ± 15.3", "+18.3 ± 4.4", "above"]
     assert main(["report", "--markdown", str(first), str(second)]) == 0
     out = capsys.readouterr().out
-    assert out.index("# second") < out.index("# Rounds against first") and "| 1 | second | 35.0 % | 56.7 % |" in out
+    assert out.index("# second") < out.index("# Rounds against first") and "| 1 | second | 3 | +21.7 ± 1.7 |" in out
     page = tmp_path / "page.html"
     assert main(["report", str(first), str(second), "-o", str(page)]) == 0
     text = page.read_text()

@@ -13,12 +13,12 @@ Per round of a `seal train` run, from its own records (nothing is trained again)
 - kept, and the mean copied share of the round's self-edits (round.json).
 
 Several `seal train` runs (an ablation beside the run it changes, e.g. with train.reuse_from): per round,
-each run's mean self-edit reward minus the first run's, paired over the inputs both drew, with the
-verdict of seal.reporting.claim (above or below by more than two standard errors). A round one run
-copied from the other, or both from a third (train.reuse_from), is the same records, and is named as
-such. Beside it, the bar's change: how far the same baseline trials moved between the two runs. On CPU
-a trial's score depends on the float rounding of the passes it shared with other trials and on the
-thread count (docs/rest-em.md), so two runs' rounds differ by that noise even in identical trials.
+each run's self-edits, bar, and margin of the one over the other, minus the first run's, paired over
+the inputs both drew. As in the paper, a round's trials adapt the generator that sampled the round,
+so two runs whose generators differ also differ in their bar (the same baseline trial on another
+model): the margin is the figure the verdict of seal.reporting.claim judges (above or below by more
+than two standard errors). A round one run copied from the other, or both from a third
+(train.reuse_from), is the same records, and is named as such.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def bar_html(view: RunView) -> str:
 
 
 def across_rows(views: list[RunView]) -> list[list[str]]:
-    """Per round and run after the first: its mean self-edit reward minus the first run's, paired over inputs."""
+    """Per round and run after the first: how its self-edits, its bar and their margin moved from the first run's."""
     first = {f["round"]: f for f in run_rounds(views[0])}
     rows = []
     for view in views[1:]:
@@ -143,35 +143,37 @@ def across_rows(views: list[RunView]) -> list[list[str]]:
             mine = first.get(f["round"])
             if mine is None:
                 continue
-            same = f["origin"] == mine["origin"]  # one run copied the round from the other, or both from a third
-            change = paired_difference(f["means"], mine["means"])
-            both = set(f["bars"]) & set(mine["bars"])
-            moved = sum(abs(f["bars"][i] - mine["bars"][i]) > TIE for i in both)
-            rows.append([str(f["round"]), view.name, f"{100 * mine['mean'][0]:.1f} %", f"{100 * f['mean'][0]:.1f} %",
-                         "same records (copied)" if same else _signed(change), str(change[2] if change else 0),
-                         "-" if same else verdict(change), "-" if same else
-                         f"{_signed(paired_difference(f['bars'], mine['bars']))} (differ in {moved} of {len(both)})"])
+            if f["origin"] == mine["origin"]:  # one run copied the round from the other, or both from a third
+                rows.append([str(f["round"]), view.name, str(f["inputs"]), "same records (copied)", "-", "-", "-", "-"])
+                continue
+            margin = {i: f["means"][i] - f["bars"][i] for i in f["means"]}
+            first_margin = {i: mine["means"][i] - mine["bars"][i] for i in mine["means"]}
+            change = paired_difference(margin, first_margin)
+            rows.append([str(f["round"]), view.name, str(change[2] if change else 0),
+                         _signed(paired_difference(f["means"], mine["means"])),
+                         _signed(paired_difference(f["bars"], mine["bars"])),
+                         f"{_signed(mine['margin'])} → {_signed(f['margin'])}", _signed(change), verdict(change)])
     return rows
 
 
-ACROSS = ["round", "run", "first run: self-edits", "this run: self-edits", "change (paired)", "inputs", "verdict",
-          "bar: change (paired)"]
+ACROSS = ["round", "run", "inputs", "self-edits: change", "bar: change", "self-edits - bar: first run → this run",
+          "self-edits - bar: change", "verdict"]
+EXPLAIN = ("Paired over the inputs both runs drew, in points ± standard error. A round's trials adapt the model "
+           "that sampled it (the round's generator), so when two runs' generators differ their bar moves too; "
+           "the margin of the self-edits over the bar is what the verdict judges (above or below by more than "
+           "two standard errors).")
 
 
 def across_markdown(views: list[RunView]) -> str:
     rows = across_rows(views) if len(views) > 1 else []
     if not rows:
         return ""
-    return "\n".join(["", f"# Rounds against {views[0].name}", "",
-                      "Each run's mean self-edit reward minus the first run's in the same round, paired over the "
-                      "inputs both drew (points ± standard error); the verdict says whether it clears two standard "
-                      "errors. Bar: the same for the round's baseline trials, and on how many inputs they differ.", "", *_markdown(ACROSS, rows)]) + "\n"
+    return "\n".join(["", f"# Rounds against {views[0].name}", "", EXPLAIN, "", *_markdown(ACROSS, rows)]) + "\n"
 
 
 def across_html(views: list[RunView]) -> str:
     rows = across_rows(views) if len(views) > 1 else []
     if not rows:
         return ""
-    return (f"<h2>Rounds against {esc(views[0].name)}</h2><p class=\"muted\">Each run's mean self-edit reward minus "
-            "the first run's in the same round, paired over the inputs both drew.</p>"
-            + table(ACROSS, ([esc(c) for c in r] for r in rows), numeric={2, 3, 4, 5, 7}))
+    return (f"<h2>Rounds against {esc(views[0].name)}</h2><p class=\"muted\">{esc(EXPLAIN)}</p>"
+            + table(ACROSS, ([esc(c) for c in r] for r in rows), numeric={2, 3, 4, 5, 6}))
