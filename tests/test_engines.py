@@ -326,6 +326,35 @@ def test_a_kill_loses_at_most_the_group_in_flight(tiny, fast_inner, tmp_path, en
     assert sorted(r["passage_index"] for r in records) == list(range(6))  # the rest, nothing repeated
 
 
+def test_trials_added_on_resume_train_alone_and_finished_ones_never_again(tiny, fast_inner, tmp_path):
+    """A row added to a finished table (`seal eval --resume RUN --train-run ...`) trains its own trials only,
+    though the groups formed over all trials now mix them with finished ones."""
+    from seal.loops.inner import run_logged
+    from seal.runs import RecordLog
+
+    cfg = dataclasses.replace(fast_inner, adapters_per_pass=3, epochs=1)
+    engine = make_engine(tiny, cfg, "batched")
+    train, trained = engine.train, []
+
+    def counting(jobs, desc=None):
+        trained.append(len(jobs))
+        return train(jobs, desc)
+
+    engine.train = counting
+    passages = generate_passages(6, seed=2)
+    first = [Trial("passage", p, i, 0, 0) for i, p in enumerate(passages)]
+    added = [Trial("passage", p, i, 1, 1) for i, p in enumerate(passages)]  # another seed: the same sizes, interleaved
+    domain = KnowledgeTrials(tiny.tokenizer, cfg, Grader("contains"))
+    log = RecordLog(tmp_path / "trials.jsonl")
+    before = run_logged(engine, domain, first, log, desc=None)
+    assert sum(trained) == 6
+    trained.clear()
+    records = run_logged(engine, domain, first + added, RecordLog(log.path), desc=None)
+    assert sum(trained) == 6 and trained == [3, 3]  # the 6 added trials, 3 a pass; none of the first 6 again
+    assert records[:6] == before and sorted(r["seed"] for r in records[6:]) == [1] * 6
+    assert all(r["train"]["steps"] > 0 for r in records[6:])
+
+
 def test_trials_that_repeat_one_work_train_it_once_and_share_its_record(tiny, fast_inner, tmp_path):
     """Two trials with the same input, self-edit and seed are one fine-tune (a collapsed generator writes one
     recipe many times): it is trained once and the copy carries its answers; a kill between the two records

@@ -20,7 +20,8 @@ trained once, and its copies' records carry its answers and `same_as` (the train
 and self-edit index), with no time of their own. A trial's record is yielded, and by `run_logged` written
 and fsync'ed, as soon as its group's answers are scored: a kill loses at most the group in
 flight (one trial on the single engine, up to `adapters_per_pass` on the batched one), and a
-resume trains the same groups again, so it ends with the uninterrupted run's records.
+resume trains the same groups again, so it ends with the uninterrupted run's records. Trials added
+on resume (a row, `--train-run`) train in groups of their own: finished trials never train again.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
 
     Groups are formed over all `trials`, done or not, so a resumed run trains the same groups as
     an uninterrupted one: a group that a kill left half-recorded is trained again whole (the same
-    passes, so the same adapters) and only its missing records are yielded. The groups run on
+    passes, so the same adapters) and only its missing records are yielded. Trials added since
+    (a row added on resume) are regrouped among themselves (`_groups_to_run`). The groups run on
     `executor` (default: one after another on `engine`; seal.executors). `input_blocks` N > 0 (inner.input_blocks):
     the trials of inputs 0..N-1 (by `item_index`) run before those of N..2N-1, and so on, each block by size.
     `status`: a JSON file rewritten after every group with the trials done of all, and the expected end at the
@@ -64,11 +66,14 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
     trained = [i for i, p in enumerate(prepared) if p.job is not None]
     copies = _copies(trials, prepared, trained, domain)  # trained index -> later trials that are the same work
     trained = [i for i in trained if i in copies]
-    trained.sort(key=lambda i: (trials[i].item_index // input_blocks if input_blocks else 0,
-                                len(prepared[i].job.token_ids) * (prepared[i].job.epochs or 1),
-                                sum(map(len, prepared[i].job.token_ids))))  # alike step counts: passes stay full
-    groups = [trained[g:g + executor.slots] for g in range(0, len(trained), executor.slots)]
-    groups = [group for group in groups if any(pending[j] for i in group for j in (i, *copies[i]))]
+
+    def order(i: int) -> tuple:  # blocks of inputs in turn; in a block alike step counts together, so passes stay full
+        job = prepared[i].job
+        return (trials[i].item_index // input_blocks if input_blocks else 0, len(job.token_ids) * (job.epochs or 1),
+                sum(map(len, job.token_ids)))
+
+    trained.sort(key=order)
+    groups = _groups_to_run(trained, pending, copies, executor.slots, order)
     works = [Work([prepared[i].job for i in group], [domain.requests(trials[i]) for i in group],
                   list(range(len(group))), f"train {len(group)} adapter(s)" if desc is not None else None)
              for group in groups]
@@ -102,6 +107,36 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
             _write_status(status, len(trials), finished, left / max(total - left, 1) * (time.time() - started))
     finally:
         progress.close()
+
+
+def _groups_to_run(trained: list[int], pending: list[bool], copies: dict[int, list[int]], slots: int,
+                   order) -> list[list[int]]:
+    """The groups of `slots` trained trials that have work left, formed over all trials in `order`.
+
+    A group whose finished records come first in the order its records are written was cut by a kill:
+    it runs again whole, so the resume ends with the uninterrupted run's records. A group with finished
+    records after unfinished ones holds trials added since its members ran (a row added on resume,
+    `--train-run`): its members were trained in other groups, so only its unfinished work runs,
+    regrouped with the other such trials in `order` (placed after its block's other groups).
+
+    >>> copies = {i: [] for i in range(6)}
+    >>> _groups_to_run(list(range(6)), [True, False, True, False, True, True], copies, 2, lambda i: (0, i))  # 0, 2 added
+    [[4, 5], [0, 2]]
+    >>> _groups_to_run(list(range(4)), [False, False, False, True], copies, 2, lambda i: (0, i))   # a kill: 2, 3 again
+    [[2, 3]]
+    """
+    kept, loose = [], []
+    for g in range(0, len(trained), slots):
+        group = trained[g:g + slots]
+        done = [not pending[j] for i in group for j in (i, *copies[i])]  # in the order its records are written
+        if all(done):
+            continue
+        if done == sorted(done, reverse=True):
+            kept.append(group)
+        else:
+            loose += [i for i in group if any(pending[j] for j in (i, *copies[i]))]
+    loose.sort(key=order)
+    return sorted(kept + [loose[g:g + slots] for g in range(0, len(loose), slots)], key=lambda group: order(group[0])[0])
 
 
 def _copies(trials: list[Trial], prepared: list[Prepared], trained: list[int], domain: TrialDomain) -> dict[int, list[int]]:
