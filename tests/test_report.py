@@ -300,6 +300,21 @@ def test_a_claim_compares_one_row_with_every_other_and_says_what_clears_two_stan
             find_row(summary, bad)
 
 
+def test_the_page_shows_every_row_against_every_other_coloured_by_verdict():
+    from seal.reporting.claim import claim_matrix_html
+
+    summary, gen = _claim_summary()
+    html_text = claim_matrix_html(summary)
+    cells = re.findall(r'<span class="(\w+)"[^>]*>([^<]*)</span>', html_text)
+    assert len(cells) == 5 * 5  # rows: the base model and the four conditions; the diagonal is empty
+    grid = [cells[k:k + 5] for k in range(0, 25, 5)]
+    names = ["baseline", "model", "passage-twice", "round 2", "round 1"]  # the summary's order: baseline first
+    at = {(names[r], names[c]): grid[r][c] for r in range(5) for c in range(5)}
+    assert at["round 2", "model"] == ("right", "+47.5 ± 2.5") and at["model", "round 2"] == ("wrong", "-47.5 ± 2.5")
+    assert at["round 2", "passage-twice"] == ("muted", "+2.5 ± 7.5") and at["round 2", "round 2"] == ("muted", "")
+    assert "On the 4 passages" in html_text and claim_matrix_html({**summary, "conditions": {"model": {}}}) == ""
+
+
 def test_claim_on_a_run_prints_after_its_table_and_bad_use_is_one_line(adapt_run, tmp_path, capsys):
     before = files(adapt_run)
     capsys.readouterr()

@@ -8,12 +8,14 @@ the paired change against one reference row (and `compare_with`'s); this gives R
 each other row, over the passages both cover, and says whether it clears two standard errors of
 that change: "above" (change > 2 s.e.), "below" (change < -2 s.e.) or "within 2 s.e." (not decided
 at this n). ROW is a condition as the run names it (`model`, `passage-twice`, `generator:PATH`), its
-table label, or a piece of one label only ("round 2").
+table label, or a piece of one label only ("round 2"). An evaluation's page shows every row against
+every other the same way, on the passages every row has finished (`claim_matrix_html`).
 """
 
 from __future__ import annotations
 
 from seal.errors import SealError
+from seal.reporting.html import esc, table
 from seal.report import label
 from seal.stats import paired_difference
 
@@ -51,12 +53,40 @@ def verdict(change: tuple[float, float, int] | None) -> str:
     return "within 2 s.e."
 
 
+def _per_row(summary: dict) -> dict[str, dict[int, float]]:
+    return {name: {p["index"]: p[name] for p in summary["per_passage"] if p.get(name) is not None}
+            for name in summary["conditions"]}
+
+
+def claim_matrix_html(summary: dict | None) -> str:
+    """Every row against every other as one table for the page: cell (row, column) is the row minus the column,
+    paired, in green where it is above by more than two standard errors, red where below ('' under 3 rows)."""
+    names = list(summary["conditions"]) if summary else []
+    if len(names) < 3:
+        return ""
+    data, per = summary.get("data_source"), _per_row(summary)
+    style = {"above": "right", "below": "wrong", "within 2 s.e.": "muted", "-": "muted"}
+    rows = []
+    for k, row in enumerate(names, 1):
+        cells = [f"<b>{k}</b>. {esc(label(row, data))}"]
+        for other in names:
+            change = None if other == row else paired_difference(per[row], per[other])
+            text = "" if other == row else (f"{100 * change[0]:+.1f} ± {100 * change[1]:.1f}" if change else "-")
+            cells.append(f'<span class="{style[verdict(change)]}" style="white-space: nowrap">{text}</span>')
+        rows.append(cells)
+    return (f'<h2>Every row against every other</h2><p class="muted">On the {len(summary["per_passage"])} passages '
+            'every row has finished: row minus column, paired, in points ± standard error; green where the row is '
+            'above by more than two standard errors, red where below, grey where this n does not decide '
+            '(<code>seal report --markdown --complete RUN --claim ROW</code> lists one row\'s).</p>'
+            + table(["row minus column", *map(str, range(1, len(names) + 1))], rows,
+                    numeric=set(range(1, len(names) + 1))))
+
+
 def claim_markdown(summary: dict, spec: str) -> str:
     """ROW's paired change against every other row, with each verdict, then the verdicts by kind."""
     row = find_row(summary, spec)
     data = summary.get("data_source")
-    per = {name: {p["index"]: p[name] for p in summary["per_passage"] if p.get(name) is not None}
-           for name in summary["conditions"]}
+    per = _per_row(summary)
     lines = [f"## {label(row, data)} against every other row", "",
              "Paired change: this row minus the other over the passages both cover (± standard error over "
              "passages); the verdict says whether it clears two standard errors.", "",

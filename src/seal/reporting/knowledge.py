@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 from seal.plots import plot_conditions
 from seal.report import label, summarise
+from seal.reporting.claim import claim_matrix_html
 from seal.reporting.html import esc, fold, pct, plot, pm, pre, table
 from seal.reporting.read import RunView, complete_inputs
 from seal.reporting.retest import retest_html
@@ -136,6 +137,7 @@ def adapt_sections(view: RunView) -> str:
            conditions_table(summary),
            plot(lambda f: plot_conditions(summary, f, f"{view.config['data']['source']} | {view.config['model']['name']}"),
                 "accuracy per condition")]
+    out.append(claim_matrix_html(summary_of(view, complete=True)))
     out.append(sources_table(view, knowledge_records(view)[1]))
     out.append(retest_html(view))
     names = list(summary["conditions"])
