@@ -1,49 +1,46 @@
 """Does the generator SFT of a ReST-EM round collapse self-edits? Re-run one round's M-step with other settings.
 
     .venv/bin/python bench/sft_collapse.py runs/<time>-train-rest-em-fictional --round 0 --lr 3e-4 --epochs 2
+    .venv/bin/python bench/sft_collapse.py runs/<time>-train-rest-em-squad-24 --round 0 --batch-size 5
 
 Takes round r's kept (prompt, self-edit) pairs, fine-tunes the round's input generator on them
-with the given SFT settings, samples k self-edits for round r+1's passages with round r+1's
-sampling seed, and prints their grounding, coverage and length (bench/self_edit_quality.py's
-measures) beside those of the self-edits the run itself sampled in round r+1 (the reference).
-No inner loop runs, so it takes minutes, not an hour.
+with the given SFT settings (each defaults to the run's own), samples k self-edits for round r+1's
+passages with round r+1's sampling seed, and prints their grounding, coverage, training sequences,
+copied 5-gram share and median length (seal.domains.knowledge.quality) beside those of the
+self-edits the run itself sampled in round r+1 (the reference). No inner loop runs, so it takes
+minutes, not an hour.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from dataclasses import replace
 from pathlib import Path
 
+from seal.domains.knowledge.prompts import self_edit_prompt
+from seal.domains.knowledge.quality import self_edit_quality
+from seal.domains.knowledge.self_edits import sample_self_edits
 from seal.domains.knowledge.sources import load_passages
-from seal.domains.knowledge.prompts import self_edit_prompt, split_self_edit
+from seal.loops.sft import sft_generator
 from seal.models import load_model
 from seal.runs import load_run_config
-from seal.domains.knowledge.self_edits import sample_self_edits
-from seal.loops.sft import sft_generator
-
-from seal.domains.knowledge.quality import coverage, grounding
 
 
-def quality(passages, edits_by_passage) -> tuple[float, float, float]:
-    g, c, n = [], [], []
-    for p, edits in zip(passages, edits_by_passage):
-        for e in edits:
-            value = grounding(e, p.context)
-            if value is not None:
-                g.append(value)
-            c.append(coverage(e, [q.answer for q in p.questions]))
-            n.append(len(split_self_edit(e)))
-    return sum(g) / max(len(g), 1), sum(c) / len(c), sum(n) / len(n)
+def quality(passages: dict, records: list[dict]) -> dict:
+    """self_edit_quality's means, and the median self-edit length in words."""
+    words = [len(e.split()) for r in records for e in r["self_edits"]]
+    return {**self_edit_quality(records, passages), "words": statistics.median(words)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
     parser.add_argument("--round", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--lr", type=float, help="default: the run's train.sft.lr")
+    parser.add_argument("--epochs", type=int, help="default: the run's train.sft.epochs")
+    parser.add_argument("--batch-size", type=int, help="pairs per optimiser step; default: the run's")
     args = parser.parse_args()
     run, r = Path(args.run), args.round
     config = load_run_config(run)
@@ -53,20 +50,26 @@ def main() -> None:
     key = "item_id" if "item_id" in kept[0] else "passage_id"
     pairs = [(self_edit_prompt(config.sampling.prompt, passages[k[key]]), k["self_edit"]) for k in kept]
 
-    loaded = load_model(replace(config.model, name=summary["generator_in"]))
-    stats = sft_generator(loaded, pairs, replace(config.train.sft, lr=args.lr, epochs=args.epochs), seed=r)
-    next_passages = load_passages(str(run / f"round-{r + 1}" / "passages.json"))
-    sampling = replace(config.sampling, seed=config.sampling.seed + 1_000 * (r + 1))
-    ours = quality(next_passages, sample_self_edits(loaded, next_passages, sampling))
-    records = {json.loads(l)["passage_id"]: json.loads(l)["self_edits"]
-               for l in (run / f"round-{r + 1}" / "self_edits.jsonl").read_text().splitlines()}
-    theirs = quality(next_passages, [records[p.id] for p in next_passages])
     run_sft = config.train.sft
-    print(f"SFT on {len(pairs)} pairs, loss {stats['epoch_losses'][0]:.3f} -> {stats['epoch_losses'][-1]:.3f}")
-    print(f"{'generator SFT':>28} {'grounding':>9} {'coverage':>8} {'sequences':>9}")
-    print(f"{f'run: lr {run_sft.lr:g}, {run_sft.epochs} epochs':>28} {theirs[0]:>9.2f} {theirs[1]:>8.2f} {theirs[2]:>9.1f}")
-    print(f"{f'this: lr {args.lr:g}, {args.epochs} epochs':>28} {ours[0]:>9.2f} {ours[1]:>8.2f} {ours[2]:>9.1f}")
-    print(f"{'ratio this / run':>28} {ours[0] / theirs[0]:>9.2f} {ours[1] / max(theirs[1], 1e-9):>8.2f} {ours[2] / theirs[2]:>9.2f}")
+    sft = replace(run_sft, **{k: v for k, v in (("lr", args.lr), ("epochs", args.epochs),
+                                                  ("batch_size", args.batch_size)) if v is not None})
+    loaded = load_model(replace(config.model, name=summary["generator_in"]))
+    stats = sft_generator(loaded, pairs, sft, seed=r)
+    next_passages = load_passages(str(run / f"round-{r + 1}" / "passages.json"))
+    by_id = {p.id: p for p in next_passages}
+    sampling = replace(config.sampling, seed=config.sampling.seed + 1_000 * (r + 1))
+    ours = quality(by_id, [{"passage_id": p.id, "prompt": config.sampling.prompt, "self_edits": e}
+                           for p, e in zip(next_passages, sample_self_edits(loaded, next_passages, sampling))])
+    theirs = quality(by_id, [json.loads(line) for line in
+                             (run / f"round-{r + 1}" / "self_edits.jsonl").read_text().splitlines()])
+    print(f"SFT on {len(pairs)} pairs: {stats['steps']} optimiser steps, loss {stats['epoch_losses'][0]:.3f} -> "
+          f"{stats['epoch_losses'][-1]:.3f}")
+    columns = ("grounding", "coverage", "sequences", "copied", "words")
+    print(f"{'generator SFT':>40} " + " ".join(f"{c:>9}" for c in columns))
+    for name, figures in ((f"run: lr {run_sft.lr:g}, {run_sft.epochs} epochs, batch {run_sft.batch_size}", theirs),
+                          (f"this: lr {sft.lr:g}, {sft.epochs} epochs, batch {sft.batch_size}", ours)):
+        print(f"{name:>40} " + " ".join(f"{figures[c]:>9.2f}" for c in columns))
+    print(f"{'ratio this / run':>40} " + " ".join(f"{ours[c] / max(theirs[c], 1e-9):>9.2f}" for c in columns))
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ def test_unknown_yaml_key_is_named(tmp_path):
 def test_train_defaults_are_the_papers_and_cpu_configs_name_their_own():
     paper = config_from_args(build_parser().parse_args(["train"]))
     assert (paper.sampling.k, paper.inner.seeds, paper.train.passages_per_round) == (5, [0, 1, 2], 50)
+    sft = paper.train.sft  # the authors' M-step: LoRA r 64, alpha 128, lr 3e-4, 2 epochs, 5 pairs a step
+    assert (sft.rank, sft.alpha, sft.lr, sft.epochs, sft.batch_size) == (64, 128, 3e-4, 2, 5)
     cpu = config_from_args(build_parser().parse_args(["train", "--config", str(CONFIGS[0].parent / "rest-em-squad.yaml")]))
-    assert (cpu.sampling.k, cpu.inner.seeds) == (3, [0])
+    assert (cpu.sampling.k, cpu.inner.seeds, cpu.train.sft.batch_size) == (3, [0], 1)  # as its recorded runs
     assert config_from_args(build_parser().parse_args(["adapt"])).sampling.k == 1  # other commands keep theirs
 
 

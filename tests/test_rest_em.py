@@ -176,6 +176,15 @@ def test_sft_trains_on_exactly_the_given_pairs(tiny_model_path, passage, engine)
     assert kept_drop > 1.0 and kept_drop > 3 * other_drop
 
 
+@pytest.mark.parametrize("batch_size, steps", [(5, 2 * 2), (1, 7 * 2)])
+def test_sft_takes_batch_size_pairs_a_step(tiny_model_path, passage, batch_size, steps):
+    """The authors' effective batch of 5: 7 pairs are 2 optimiser steps an epoch (5 + 2), not 7."""
+    loaded = load_model(ModelConfig(name=str(tiny_model_path), device="cpu"))
+    pairs = [(self_edit_prompt("implications", passage), f"Vesu has {n} bells.") for n in range(7)]
+    stats = sft_generator(loaded, pairs, SFTConfig(rank=4, alpha=8, lr=1e-2, epochs=2, batch_size=batch_size), seed=0)
+    assert stats["pairs"] == 7 and stats["steps"] == steps
+
+
 def test_selection_rules():
     rewards = {"a": [0.0, 0.0], "b": [0.4, 0.4, 0.1]}
     assert select_self_edits(rewards, {"a": 0.0, "b": 0.0}) == {"b": [0]}  # ties go to the first sample

@@ -17,7 +17,8 @@ class SFTConfig:
     alpha: int = 128
     lr: float = 3e-4
     epochs: int = 2
-    batch_size: int = 1
+    batch_size: int = 5
+    """Pairs per optimiser step: the authors' effective batch (1 pair per device, gradients accumulated over 5)."""
     max_seq_len: int = 1024
 
     def validate(self) -> None:

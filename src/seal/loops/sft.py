@@ -6,9 +6,11 @@ token, with the loss on the self-edit tokens only; the adapter is then merged, s
 round samples from (and adapts) an ordinary model that `save_pretrained` writes out. It runs
 as one job on the configured engine (`--engine`), on the shared job schedule.
 
-Departure from the paper: the authors' Trainer accumulates gradients over 5 pairs per step
-(an effective batch of 5); here a step takes `train.sft.batch_size` pairs (default 1) and
-there is no accumulation, so with few kept pairs the generator takes more, smaller steps.
+A step takes `train.sft.batch_size` pairs (default 5: the authors' Trainer takes one pair per device
+and accumulates gradients over 5) in one padded pass, with the loss the mean over the step's self-edit
+tokens, as the Trainer weighs accumulated micro-batches. Departure from the paper: none in the
+defaults; runs recorded before 2026-11-30 used batch 1 (5x the optimiser steps on the same pairs), and
+their configs say so.
 """
 
 from __future__ import annotations
