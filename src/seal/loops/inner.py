@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from itertools import groupby
 from pathlib import Path
 from typing import Iterator
 
@@ -124,6 +125,8 @@ def _groups_to_run(trained: list[int], pending: list[bool], copies: dict[int, li
     [[4, 5], [0, 2]]
     >>> _groups_to_run(list(range(4)), [False, False, False, True], copies, 2, lambda i: (0, i))   # a kill: 2, 3 again
     [[2, 3]]
+    >>> _groups_to_run(list(range(6)), [True, False, True, True, False, True], copies, 3, lambda i: (i // 3, i))  # per block
+    [[0, 2], [3, 5]]
     """
     kept, loose = [], []
     for g in range(0, len(trained), slots):
@@ -136,7 +139,9 @@ def _groups_to_run(trained: list[int], pending: list[bool], copies: dict[int, li
         else:
             loose += [i for i in group if any(pending[j] for j in (i, *copies[i]))]
     loose.sort(key=order)
-    return sorted(kept + [loose[g:g + slots] for g in range(0, len(loose), slots)], key=lambda group: order(group[0])[0])
+    regrouped = [members[g:g + slots] for _, block in groupby(loose, key=lambda i: order(i)[0])
+                 for members in [list(block)] for g in range(0, len(members), slots)]
+    return sorted(kept + regrouped, key=lambda group: order(group[0])[0])  # blocks in turn; stable within one
 
 
 def _copies(trials: list[Trial], prepared: list[Prepared], trained: list[int], domain: TrialDomain) -> dict[int, list[int]]:
