@@ -94,6 +94,11 @@ def test_two_runs_compare_round_by_round_and_a_copied_round_is_named(tmp_path, c
     # round 1, self-edits: p0 0.45 -> 0.7, p1 0.0 -> 0.2, p2 0.6 -> 0.8: +0.25, +0.2, +0.2 (s.d. 0.0289, s.e. 0.0167);
     # bars: p1 0.1 -> 0.2, so the margins move by +0.25, +0.1, +0.2 (s.d. 0.0764, s.e. 0.0441)
     assert rows["1"][2:] == ["3", "+21.7 ± 1.7", "+3.3 ± 3.3", "+11.7 ± 11.7 → +30.0 ± 15.3", "+18.3 ± 4.4", "above"]
+    in_progress = {**better, "p2": (0.3, [[0.7]])}  # p2's second self-edit has not run: p0 and p1 are compared
+    third = write_run(tmp_path / "third", [ROUND, in_progress], reused={0: str(first / "round-0")}, finished=False)
+    [row] = [r for r in across_rows([RunView(first), RunView(third)]) if r[0] == "1"]
+    # margins over p0, p1: first run 0.15, -0.1; this one 0.4, 0.0; changes 0.25, 0.1
+    assert row[2:] == ["2", "+22.5 ± 2.5", "+5.0 ± 5.0", "+2.5 ± 12.5 → +20.0 ± 20.0", "+17.5 ± 7.5", "above"]
     assert main(["report", "--markdown", str(first), str(second)]) == 0
     out = capsys.readouterr().out
     assert out.index("# second") < out.index("# Rounds against first") and "| 1 | second | 3 | +21.7 ± 1.7 |" in out

@@ -73,6 +73,11 @@ def _signed(change: tuple[float, float, int] | None) -> str:
     return f"{100 * change[0]:+.1f} ± {100 * change[1]:.1f}" if change else "-"
 
 
+def _pm(values: list[float]) -> str:
+    mean, stderr = mean_and_stderr(values)
+    return f"{100 * mean:+.1f} ± {100 * stderr:.1f}"
+
+
 def round_figures(view: RunView, round_dir: Path) -> dict | None:
     """One round's figures on the inputs with a bar and all their self-edits rewarded (None: no such input)."""
     rewards = round_rewards(view, round_dir)
@@ -146,13 +151,14 @@ def across_rows(views: list[RunView]) -> list[list[str]]:
             if f["origin"] == mine["origin"]:  # one run copied the round from the other, or both from a third
                 rows.append([str(f["round"]), view.name, str(f["inputs"]), "same records (copied)", "-", "-", "-", "-"])
                 continue
-            margin = {i: f["means"][i] - f["bars"][i] for i in f["means"]}
-            first_margin = {i: mine["means"][i] - mine["bars"][i] for i in mine["means"]}
+            shared = set(f["means"]) & set(mine["means"])  # a round in progress: the inputs it has finished
+            margin = {i: f["means"][i] - f["bars"][i] for i in shared}
+            first_margin = {i: mine["means"][i] - mine["bars"][i] for i in shared}
             change = paired_difference(margin, first_margin)
-            rows.append([str(f["round"]), view.name, str(change[2] if change else 0),
+            both = (f"{_pm(list(first_margin.values()))} → {_pm(list(margin.values()))}" if len(shared) > 1 else "-")
+            rows.append([str(f["round"]), view.name, str(len(shared)),
                          _signed(paired_difference(f["means"], mine["means"])),
-                         _signed(paired_difference(f["bars"], mine["bars"])),
-                         f"{_signed(mine['margin'])} → {_signed(f['margin'])}", _signed(change), verdict(change)])
+                         _signed(paired_difference(f["bars"], mine["bars"])), both, _signed(change), verdict(change)])
     return rows
 
 
