@@ -31,6 +31,10 @@ from seal.reporting.html import esc, table
 from seal.reporting.read import RunView
 from seal.stats import TIE, mean_and_stderr, paired_difference
 
+BAR_EXPLAIN = ("Bar: the round's baseline trials per input (train.baseline), else its no-adaptation score. "
+               "Paired: per input, then the mean over inputs ± its standard error, in points. Best of k: each "
+               "input's best self-edit reward (the maximum of k noisy rewards). Winners: self-edits above their "
+               "input's bar. A round in progress counts the inputs whose self-edits have all run.")
 HEADER = ["round", "inputs", "bar", "bar: mean", "self-edits: mean", "self-edits - bar (paired)", "best of k",
           "best - bar (paired)", "winners", "kept", "copied"]
 
@@ -120,11 +124,7 @@ def bar_markdown(view: RunView) -> str:
     figures = run_rounds(view)
     if not figures:
         return ""
-    lines = ["", "## Each round against its bar", "",
-             "Bar: the round's baseline trials per input (train.baseline), else its no-adaptation score. Paired: "
-             "per input, then the mean over inputs ± its standard error, in points. Best of k: each input's best "
-             "self-edit reward (the maximum of k noisy rewards). Winners: self-edits above their input's bar.", "",
-             *_markdown(HEADER, [_row(f) for f in figures])]
+    lines = ["", "## Each round against its bar", "", BAR_EXPLAIN, "", *_markdown(HEADER, [_row(f) for f in figures])]
     return "\n".join(lines) + "\n"
 
 
@@ -132,11 +132,8 @@ def bar_html(view: RunView) -> str:
     figures = run_rounds(view)
     if not figures:
         return ""
-    return ('<h2>Each round against its bar</h2><p class="muted">Bar: the round\'s baseline trials per input '
-            '(train.baseline), else its no-adaptation score. Paired: per input, then the mean over inputs ± its '
-            'standard error, in points. Best of k: each input\'s best self-edit reward. Winners: self-edits above '
-            'their input\'s bar.</p>' + table(HEADER, ([esc(c) for c in _row(f)] for f in figures),
-                                              numeric=set(range(3, 11))))
+    return (f'<h2>Each round against its bar</h2><p class="muted">{esc(BAR_EXPLAIN)}</p>'
+            + table(HEADER, ([esc(c) for c in _row(f)] for f in figures), numeric=set(range(3, 11))))
 
 
 def across_rows(views: list[RunView]) -> list[list[str]]:
