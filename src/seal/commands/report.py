@@ -32,7 +32,6 @@ def markdown_report(paths: list[str], complete: bool = False, claim: str | None 
     """Every run's tables, read first: a run that cannot be read prints nothing."""
     from seal.reporting.markdown import run_markdown
     from seal.reporting.read import RunView
-
     from seal.reporting.rounds import across_markdown
 
     views = [RunView(p) for p in paths]

@@ -15,8 +15,8 @@ every other the same way, on the passages every row has finished (`claim_matrix_
 from __future__ import annotations
 
 from seal.errors import SealError
-from seal.reporting.html import esc, table
 from seal.report import label
+from seal.reporting.html import esc, table
 from seal.stats import paired_difference
 
 
