@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from seal.errors import SealError
 from seal.report import label
-from seal.reporting.html import esc, table
+from seal.reporting.html import esc, signed, table
 from seal.stats import paired_difference
 
 
@@ -71,7 +71,7 @@ def claim_matrix_html(summary: dict | None) -> str:
         cells = [f"<b>{k}</b>. {esc(label(row, data))}"]
         for other in names:
             change = None if other == row else paired_difference(per[row], per[other])
-            text = "" if other == row else (f"{100 * change[0]:+.1f} ± {100 * change[1]:.1f}" if change else "-")
+            text = "" if other == row else signed(change)
             cells.append(f'<span class="{style[verdict(change)]}" style="white-space: nowrap">{text}</span>')
         rows.append(cells)
     return (f'<h2>Every row against every other</h2><p class="muted">On the {len(summary["per_passage"])} passages '
@@ -100,7 +100,7 @@ def claim_markdown(summary: dict, spec: str) -> str:
         shared = sorted(set(per[row]) & set(per[other]))
         mean_of = lambda name: sum(per[name][i] for i in shared) / len(shared)  # noqa: E731
         cells = [f"{100 * mean_of(other):.1f} %", f"{100 * mean_of(row):.1f} %"] if shared else ["-", "-"]
-        text = f"{100 * change[0]:+.1f} ± {100 * change[1]:.1f}" if change else "-"
+        text = signed(change)
         found = verdict(change)
         by_verdict.setdefault(found, []).append(label(other, data))
         lines.append(f"| {label(other, data)} | {' | '.join(cells)} | {text} | {len(shared)} | {found} |")

@@ -59,6 +59,15 @@ def pm(mean: float | None, stderr: float | None) -> str:
     return f"{100 * mean:.1f} ± {100 * stderr:.1f}" if stderr is not None and stderr == stderr else f"{100 * mean:.1f}"
 
 
+def signed(change: tuple | None) -> str:
+    """A paired change (mean, standard error, ...) as signed points ± standard error; '-' when missing.
+
+    >>> signed((0.0625, 0.025, 16)), signed(None)
+    ('+6.2 ± 2.5', '-')
+    """
+    return f"{100 * change[0]:+.1f} ± {100 * change[1]:.1f}" if change else "-"
+
+
 def table(header: list[str], rows: Iterable[list[str]], numeric: set[int] = frozenset(), row_class=None) -> str:
     """Cells are HTML already (escape text with `esc`); columns in `numeric` are right-aligned."""
     head = "".join(f"<th>{h}</th>" for h in header)

@@ -30,7 +30,7 @@ from seal.config import INNER_SCHEDULING
 from seal.domains.knowledge.self_edits import is_sampled
 from seal.domains.knowledge.trials import PASSAGE_ONLY
 from seal.errors import SealError
-from seal.reporting.html import esc, table
+from seal.reporting.html import esc, signed, table
 from seal.reporting.read import RunView
 from seal.runs import load_run_config
 from seal.stats import mean_and_stderr
@@ -88,8 +88,7 @@ def _advantages(chosen: dict[str, set[int]], rewards: dict[tuple[str, int], floa
 def _pm(values: list[float]) -> str:
     if not values:
         return "-"
-    mean, stderr = mean_and_stderr(values)
-    return f"{100 * mean:+.1f} ± {100 * stderr:.1f}"
+    return signed(mean_and_stderr(values))
 
 
 def settings_differ(view: RunView, round_dir: Path) -> list[str]:

@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 
 from seal.reporting.claim import verdict
-from seal.reporting.html import esc, table
+from seal.reporting.html import esc, signed, table
 from seal.reporting.read import RunView
 from seal.stats import TIE, mean_and_stderr, paired_difference
 
@@ -37,6 +37,12 @@ BAR_EXPLAIN = ("Bar: the round's baseline trials per input (train.baseline), els
                "input's bar. A round in progress counts the inputs whose self-edits have all run.")
 HEADER = ["round", "inputs", "bar", "bar: mean", "self-edits: mean", "self-edits - bar (paired)", "best of k",
           "best - bar (paired)", "winners", "kept", "copied"]
+ACROSS = ["round", "run", "inputs", "self-edits: change", "bar: change", "self-edits - bar: first run → this run",
+          "self-edits - bar: change", "verdict"]
+ACROSS_EXPLAIN = ("Paired over the inputs both runs drew, in points ± standard error. A round's trials adapt the "
+                  "model that sampled it (the round's generator), so when two runs' generators differ their bar "
+                  "moves too; the margin of the self-edits over the bar is what the verdict judges (above or below "
+                  "by more than two standard errors).")
 
 
 def round_dirs(view: RunView) -> list:
@@ -73,15 +79,6 @@ def bars(view: RunView, round_dir: Path) -> tuple[str, dict[str, float]]:
     return "no adaptation", {b["passage_id"]: b["accuracy"] for b in view.records(f"{round_dir.name}/baselines.jsonl")}
 
 
-def _signed(change: tuple[float, float, int] | None) -> str:
-    return f"{100 * change[0]:+.1f} ± {100 * change[1]:.1f}" if change else "-"
-
-
-def _pm(values: list[float]) -> str:
-    mean, stderr = mean_and_stderr(values)
-    return f"{100 * mean:+.1f} ± {100 * stderr:.1f}"
-
-
 def round_figures(view: RunView, round_dir: Path) -> dict | None:
     """One round's figures on the inputs with a bar and all their self-edits rewarded (None: no such input)."""
     rewards = round_rewards(view, round_dir)
@@ -111,7 +108,7 @@ def run_rounds(view: RunView) -> list[dict]:
 def _row(f: dict) -> list[str]:
     return [f"{f['round']}" + ("" if f["finished"] else " (in progress)"), str(f["inputs"]), f["bar_name"],
             f"{100 * f['bar'][0]:.1f} %", f"{100 * f['mean'][0]:.1f} % ± {100 * f['mean'][1]:.1f}",
-            _signed(f["margin"]), f"{100 * f['best'][0]:.1f} %", _signed(f["best_margin"]),
+            signed(f["margin"]), f"{100 * f['best'][0]:.1f} %", signed(f["best_margin"]),
             f"{f['winners']} in {f['winning_inputs']} inputs", "-" if f["kept"] is None else str(f["kept"]),
             "-" if f["copied"] is None else f"{f['copied']:.2f}"]
 
@@ -152,31 +149,25 @@ def across_rows(views: list[RunView]) -> list[list[str]]:
             margin = {i: f["means"][i] - f["bars"][i] for i in shared}
             first_margin = {i: mine["means"][i] - mine["bars"][i] for i in shared}
             change = paired_difference(margin, first_margin)
-            both = (f"{_pm(list(first_margin.values()))} → {_pm(list(margin.values()))}" if len(shared) > 1 else "-")
+            both = (f"{signed(mean_and_stderr(list(first_margin.values())))} → {signed(mean_and_stderr(list(margin.values())))}" if len(shared) > 1 else "-")
             rows.append([str(f["round"]), view.name, str(len(shared)),
-                         _signed(paired_difference(f["means"], mine["means"])),
-                         _signed(paired_difference(f["bars"], mine["bars"])), both, _signed(change), verdict(change)])
+                         signed(paired_difference(f["means"], mine["means"])),
+                         signed(paired_difference(f["bars"], mine["bars"])), both, signed(change), verdict(change)])
     return rows
 
 
-ACROSS = ["round", "run", "inputs", "self-edits: change", "bar: change", "self-edits - bar: first run → this run",
-          "self-edits - bar: change", "verdict"]
-EXPLAIN = ("Paired over the inputs both runs drew, in points ± standard error. A round's trials adapt the model "
-           "that sampled it (the round's generator), so when two runs' generators differ their bar moves too; "
-           "the margin of the self-edits over the bar is what the verdict judges (above or below by more than "
-           "two standard errors).")
 
 
 def across_markdown(views: list[RunView]) -> str:
     rows = across_rows(views) if len(views) > 1 else []
     if not rows:
         return ""
-    return "\n".join(["", f"# Rounds against {views[0].name}", "", EXPLAIN, "", *_markdown(ACROSS, rows)]) + "\n"
+    return "\n".join(["", f"# Rounds against {views[0].name}", "", ACROSS_EXPLAIN, "", *_markdown(ACROSS, rows)]) + "\n"
 
 
 def across_html(views: list[RunView]) -> str:
     rows = across_rows(views) if len(views) > 1 else []
     if not rows:
         return ""
-    return (f"<h2>Rounds against {esc(views[0].name)}</h2><p class=\"muted\">{esc(EXPLAIN)}</p>"
+    return (f"<h2>Rounds against {esc(views[0].name)}</h2><p class=\"muted\">{esc(ACROSS_EXPLAIN)}</p>"
             + table(ACROSS, ([esc(c) for c in r] for r in rows), numeric={2, 3, 4, 5, 6}))
