@@ -149,7 +149,8 @@ def across_rows(views: list[RunView]) -> list[list[str]]:
             margin = {i: f["means"][i] - f["bars"][i] for i in shared}
             first_margin = {i: mine["means"][i] - mine["bars"][i] for i in shared}
             change = paired_difference(margin, first_margin)
-            both = (f"{signed(mean_and_stderr(list(first_margin.values())))} → {signed(mean_and_stderr(list(margin.values())))}" if len(shared) > 1 else "-")
+            both = " → ".join(signed(mean_and_stderr(list(m.values()))) for m in (first_margin, margin)) \
+                if len(shared) > 1 else "-"
             rows.append([str(f["round"]), view.name, str(len(shared)),
                          signed(paired_difference(f["means"], mine["means"])),
                          signed(paired_difference(f["bars"], mine["bars"])), both, signed(change), verdict(change)])
