@@ -355,6 +355,41 @@ def test_trials_added_on_resume_train_alone_and_finished_ones_never_again(tiny, 
     assert all(r["train"]["steps"] > 0 for r in records[6:])
 
 
+@pytest.mark.parametrize("plan_kept", [True, False])
+def test_added_trials_that_sort_after_finished_ones_train_alone(tiny, fast_inner, tmp_path, plan_kept):
+    """Trials added on resume that sort after finished ones in a group formed over all trials: the group
+    looks like one a kill cut (finished records first), so the rule of groups formed over all trials
+    trained its finished trial again. The written plan (or, for a run from before plans, the conditions
+    that have records) tells the added trials apart: only they train."""
+    from seal.loops.inner import run_logged
+    from seal.runs import RecordLog
+
+    cfg = dataclasses.replace(fast_inner, adapters_per_pass=3, epochs=1)
+    engine = make_engine(tiny, cfg, "batched")
+    train, trained = engine.train, []
+
+    def counting(jobs, desc=None):
+        trained.append(len(jobs))
+        return train(jobs, desc)
+
+    engine.train = counting
+    passages = generate_passages(4, seed=2)
+    first = [Trial("passage", p, i, 0, 0) for i, p in enumerate(passages)]  # 1 sequence each: groups [3], [1]
+    added = [Trial("passage-twice", p, i, 0, 0) for i, p in enumerate(passages[:2])]  # 2 each: sort after all 4
+    domain = KnowledgeTrials(tiny.tokenizer, cfg, Grader("contains"))
+    log = RecordLog(tmp_path / "trials.jsonl")
+    before = run_logged(engine, domain, first, log, desc=None)
+    plan = tmp_path / "trials.groups.jsonl"
+    assert [len(line["group"]) for line in RecordLog(plan)] == [3, 1] and trained == [3, 1]
+    if not plan_kept:
+        plan.unlink()  # a run written before plans were
+    trained.clear()
+    records = run_logged(engine, domain, first + added, RecordLog(log.path), desc=None)
+    assert trained == [2]  # over all 6 trials the groups are [3] and [1 finished, 2 added]: that one trained 3
+    assert records[:4] == before and [r["condition"] for r in records[4:]] == ["passage-twice"] * 2
+    assert [len(line["group"]) for line in RecordLog(plan)][-1] == 2  # the added group is planned too
+
+
 def test_trials_that_repeat_one_work_train_it_once_and_share_its_record(tiny, fast_inner, tmp_path):
     """Two trials with the same input, self-edit and seed are one fine-tune (a collapsed generator writes one
     recipe many times): it is trained once and the copy carries its answers; a kill between the two records

@@ -20,8 +20,10 @@ trained once, and its copies' records carry its answers and `same_as` (the train
 and self-edit index), with no time of their own. A trial's record is yielded, and by `run_logged` written
 and fsync'ed, as soon as its group's answers are scored: a kill loses at most the group in
 flight (one trial on the single engine, up to `adapters_per_pass` on the batched one), and a
-resume trains the same groups again, so it ends with the uninterrupted run's records. Trials added
-on resume (a row, `--train-run`) train in groups of their own: finished trials never train again.
+resume trains the same groups again, so it ends with the uninterrupted run's records. The groups
+are written down before they run (`trials.groups.jsonl` beside `trials.jsonl`: each group's trial
+keys and its copies), so a resume knows them whatever was added since: trials added on resume (a
+row, `--train-run`) train in groups of their own, and finished trials never train again.
 """
 
 from __future__ import annotations
@@ -42,13 +44,15 @@ from seal.runs import RecordLog, write_atomic
 
 def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: str | None = "trials",
                done: set[tuple] | frozenset = frozenset(), executor: Executor | None = None,
-               input_blocks: int = 0, status: Path | None = None) -> Iterator[tuple[int, dict]]:
+               input_blocks: int = 0, status: Path | None = None,
+               plan: Path | None = None) -> Iterator[tuple[int, dict]]:
     """(trial index, record) for every trial whose key is not in `done`, in the order their groups finish.
 
-    Groups are formed over all `trials`, done or not, so a resumed run trains the same groups as
-    an uninterrupted one: a group that a kill left half-recorded is trained again whole (the same
-    passes, so the same adapters) and only its missing records are yielded. Trials added since
-    (a row added on resume) are regrouped among themselves (`_groups_to_run`). The groups run on
+    A resumed run trains the same groups as an uninterrupted one: `plan` (a JSON-lines file) holds every
+    group formed so far, written before it runs; a planned group with any record missing (a kill, while it
+    trained or while its records were written) is trained again whole (the same passes, so the same
+    adapters) and only its missing records are yielded. Trials in no planned group (a row added on resume)
+    are grouped among themselves (`_plan_groups`). The groups run on
     `executor` (default: one after another on `engine`; seal.executors). `input_blocks` N > 0 (inner.input_blocks):
     the trials of inputs 0..N-1 (by `item_index`) run before those of N..2N-1, and so on, each block by size.
     `status`: a JSON file rewritten after every group with the trials done of all, and the expected end at the
@@ -65,8 +69,6 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
                                  [i for i in untrained if prepared[i].answer_untrained])
 
     trained = [i for i, p in enumerate(prepared) if p.job is not None]
-    copies = _copies(trials, prepared, trained, domain)  # trained index -> later trials that are the same work
-    trained = [i for i in trained if i in copies]
 
     def order(i: int) -> tuple:  # blocks of inputs in turn; in a block alike step counts together, so passes stay full
         job = prepared[i].job
@@ -74,7 +76,8 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
                 sum(map(len, job.token_ids)))
 
     trained.sort(key=order)
-    groups = _groups_to_run(trained, pending, copies, executor.slots, order)
+    groups, copies = _plan_groups(trials, trained, pending, done, executor.slots, order,
+                                  lambda indices: _copies(trials, prepared, indices, domain), plan)
     works = [Work([prepared[i].job for i in group], [domain.requests(trials[i]) for i in group],
                   list(range(len(group))), f"train {len(group)} adapter(s)" if desc is not None else None)
              for group in groups]
@@ -110,9 +113,57 @@ def run_trials(engine: Engine, domain: TrialDomain, trials: list[Trial], desc: s
         progress.close()
 
 
+def _plan_groups(trials: list[Trial], trained: list[int], pending: list[bool], done, slots: int, order, find_copies,
+                 plan: Path | None) -> tuple[list[list[int]], dict[int, list[int]]]:
+    """The groups with work left, blocks in turn, and each trained trial's copies (trained index -> the later
+    trials that are the same work).
+
+    Planned groups (the lines of `plan`) with a record missing run again as planned. Trials in no planned
+    group are new: grouped `slots` at a time in `order` (after the planned groups of the block they start
+    in), and appended to `plan` before anything runs. A run from before plans were written (records but no plan file): the
+    trials of conditions that have records are grouped as that run grouped them, over all of them
+    (`_groups_to_run`); conditions without a record are new.
+    """
+    index = {t.key: i for i, t in enumerate(trials)}
+    trainable = set(trained)
+    planned: list[list[int]] = []
+    copies: dict[int, list[int]] = {}
+    lines = list(RecordLog(plan)) if plan is not None and plan.exists() else None
+    for line in lines or []:
+        group = [index[k] for k in map(tuple, line["group"]) if index.get(k) in trainable]
+        for first, copy in line.get("copies", []):
+            if index.get(tuple(first)) in trainable and index.get(tuple(copy)) in trainable:
+                copies.setdefault(index[tuple(first)], []).append(index[tuple(copy)])
+        planned += [group] if group else []
+    for i in (i for group in planned for i in group):
+        copies.setdefault(i, [])
+    members = set(copies) | {j for c in copies.values() for j in c}
+    groups = [g for g in planned if any(pending[j] for i in g for j in (i, *copies[i]))]
+    new_groups = []
+    if lines is None and done:  # written before plans: its groups were formed over the conditions it had
+        seen = {key[0] for key in done}
+        old = [i for i in trained if trials[i].condition in seen]
+        old_copies = find_copies(old)
+        copies |= old_copies
+        new_groups += _groups_to_run([i for i in old if i in old_copies], pending, old_copies, slots, order)
+        members |= set(old)
+    fresh = [i for i in trained if i not in members and pending[i]]
+    fresh_copies = find_copies(fresh)
+    copies |= fresh_copies
+    firsts = [i for i in fresh if i in fresh_copies]
+    new_groups += [firsts[g:g + slots] for g in range(0, len(firsts), slots)]  # as a run from the start groups them
+    if plan is not None and new_groups:
+        log = RecordLog(plan)
+        for group in new_groups:
+            log.append({"group": [trials[i].key for i in group],
+                        "copies": [[trials[i].key, trials[j].key] for i in group for j in copies[i]]})
+    return sorted(groups + new_groups, key=lambda group: order(group[0])[0]), copies  # blocks in turn; stable in one
+
+
 def _groups_to_run(trained: list[int], pending: list[bool], copies: dict[int, list[int]], slots: int,
                    order) -> list[list[int]]:
-    """The groups of `slots` trained trials that have work left, formed over all trials in `order`.
+    """The groups of `slots` trained trials that have work left, formed over all trials in `order`
+    (a run from before plans were written).
 
     A group whose finished records come first in the order its records are written was cut by a kill:
     it runs again whole, so the resume ends with the uninterrupted run's records. A group with finished
@@ -200,6 +251,7 @@ def run_logged(engine: Engine, domain: TrialDomain, trials: list[Trial], log: Re
     if finished:
         print(f"resume: {finished} of {len(trials)} trials already in {log.path}")
     status = log.path.with_name(log.path.stem + ".progress.json")
-    for _, record in run_trials(engine, domain, trials, desc, done, executor, input_blocks, status):
+    plan = log.path.with_name(log.path.stem + ".groups.jsonl")
+    for _, record in run_trials(engine, domain, trials, desc, done, executor, input_blocks, status, plan):
         log.append(record)
     return list(log)
