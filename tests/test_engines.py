@@ -334,13 +334,7 @@ def test_trials_added_on_resume_train_alone_and_finished_ones_never_again(tiny, 
 
     cfg = dataclasses.replace(fast_inner, adapters_per_pass=3, epochs=1)
     engine = make_engine(tiny, cfg, "batched")
-    train, trained = engine.train, []
-
-    def counting(jobs, desc=None):
-        trained.append(len(jobs))
-        return train(jobs, desc)
-
-    engine.train = counting
+    trained = count_training(engine)
     passages = generate_passages(6, seed=2)
     first = [Trial("passage", p, i, 0, 0) for i, p in enumerate(passages)]
     added = [Trial("passage", p, i, 1, 1) for i, p in enumerate(passages)]  # another seed: the same sizes, interleaved
@@ -366,13 +360,7 @@ def test_added_trials_that_sort_after_finished_ones_train_alone(tiny, fast_inner
 
     cfg = dataclasses.replace(fast_inner, adapters_per_pass=3, epochs=1)
     engine = make_engine(tiny, cfg, "batched")
-    train, trained = engine.train, []
-
-    def counting(jobs, desc=None):
-        trained.append(len(jobs))
-        return train(jobs, desc)
-
-    engine.train = counting
+    trained = count_training(engine)
     passages = generate_passages(4, seed=2)
     first = [Trial("passage", p, i, 0, 0) for i, p in enumerate(passages)]  # 1 sequence each: groups [3], [1]
     added = [Trial("passage-twice", p, i, 0, 0) for i, p in enumerate(passages[:2])]  # 2 each: sort after all 4
@@ -399,19 +387,13 @@ def test_trials_that_repeat_one_work_train_it_once_and_share_its_record(tiny, fa
 
     cfg = dataclasses.replace(fast_inner, adapters_per_pass=2, epochs=1)
     engine = make_engine(tiny, cfg, "batched")
-    train, trained = engine.train, []
-
-    def counting(jobs, desc=None):
-        trained.extend(jobs)
-        return train(jobs, desc)
-
-    engine.train = counting
+    jobs = count_training(engine, jobs=True)
     passages = generate_passages(3, seed=2)
     trials = [Trial("passage", p, i, e, seed) for i, p in enumerate(passages) for e, seed in ((0, 0), (1, 0), (2, 1))]
     domain = KnowledgeTrials(tiny.tokenizer, cfg, Grader("contains"))
     log = RecordLog(tmp_path / "trials.jsonl")
     records = {(r["passage_index"], r["self_edit_index"]): r for r in run_logged(engine, domain, trials, log, desc=None)}
-    assert len(records) == 9 and len(trained) == 6  # 3 passages x 2 seeds
+    assert len(records) == 9 and len(jobs) == 6  # 3 passages x 2 seeds
     for i in range(3):
         first, copy, other = records[i, 0], records[i, 1], records[i, 2]
         assert copy["same_as"] == {"condition": "passage", "self_edit_index": 0}
@@ -421,12 +403,24 @@ def test_trials_that_repeat_one_work_train_it_once_and_share_its_record(tiny, fa
     lines = log.path.read_text().splitlines()
     lost = next(k for k, line in enumerate(lines) if '"same_as"' in line)
     log.path.write_text("".join(line + "\n" for k, line in enumerate(lines) if k != lost))
-    trained.clear()
+    jobs.clear()
     again = run_logged(engine, domain, trials, RecordLog(log.path), desc=None)
-    assert len(again) == 9 and 1 <= len(trained) <= 2  # the lost copy's group, trained again
+    assert len(again) == 9 and 1 <= len(jobs) <= 2  # the lost copy's group, trained again
     assert {json_key(r) for r in again} == {json_key(r) for r in records.values()}
     back = [r for r in again if r.get("same_as")]
     assert all(r["answers"] == records[r["passage_index"], 0]["answers"] for r in back)
+
+
+def count_training(engine, jobs: bool = False) -> list:
+    """Wrap `engine.train` to record each call's group size (or, with `jobs`, the jobs themselves)."""
+    train, seen = engine.train, []
+
+    def counting(group, desc=None):
+        seen.extend(group if jobs else [len(group)])
+        return train(group, desc)
+
+    engine.train = counting
+    return seen
 
 
 def json_key(record: dict) -> tuple:
