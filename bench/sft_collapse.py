@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,12 +25,6 @@ from seal.domains.knowledge.sources import load_passages
 from seal.loops.sft import sft_generator
 from seal.models import load_model
 from seal.runs import load_run_config
-
-
-def quality(passages: dict, records: list[dict]) -> dict:
-    """self_edit_quality's means, and the median self-edit length in words."""
-    words = [len(e.split()) for r in records for e in r["self_edits"]]
-    return {**self_edit_quality(records, passages), "words": statistics.median(words)}
 
 
 def main() -> None:
@@ -58,10 +51,10 @@ def main() -> None:
     next_passages = load_passages(str(run / f"round-{r + 1}" / "passages.json"))
     by_id = {p.id: p for p in next_passages}
     sampling = replace(config.sampling, seed=config.sampling.seed + 1_000 * (r + 1))
-    ours = quality(by_id, [{"passage_id": p.id, "prompt": config.sampling.prompt, "self_edits": e}
-                           for p, e in zip(next_passages, sample_self_edits(loaded, next_passages, sampling))])
-    theirs = quality(by_id, [json.loads(line) for line in
-                             (run / f"round-{r + 1}" / "self_edits.jsonl").read_text().splitlines()])
+    ours = self_edit_quality([{"passage_id": p.id, "prompt": config.sampling.prompt, "self_edits": e}
+                              for p, e in zip(next_passages, sample_self_edits(loaded, next_passages, sampling))], by_id)
+    theirs = self_edit_quality([json.loads(line) for line in
+                                (run / f"round-{r + 1}" / "self_edits.jsonl").read_text().splitlines()], by_id)
     print(f"SFT on {len(pairs)} pairs: {stats['steps']} optimiser steps, loss {stats['epoch_losses'][0]:.3f} -> "
           f"{stats['epoch_losses'][-1]:.3f}")
     columns = ("grounding", "coverage", "sequences", "copied", "words")

@@ -106,3 +106,33 @@ def test_two_runs_compare_round_by_round_and_a_copied_round_is_named(tmp_path, c
     assert main(["report", str(first), str(second), "-o", str(page)]) == 0
     text = page.read_text()
     assert "Rounds against first" in text and text.count("Each round against its bar") == 2
+
+
+def test_what_the_self_edits_look_like_per_round_sampled_and_kept(tmp_path):
+    """The markdown's form table: median words, sequences, copied share and coverage of every sampled self-edit,
+    and the kept pairs' median words and copied share; a round without round.json has no kept pairs yet."""
+    from seal.domains.knowledge.passages import Passage, Question
+    from seal.reporting.train import form_markdown
+
+    context = "Vesu is a small town in Sashon by the sea and it was founded in 1310 by traders"
+    passage = Passage("Vesu", context, [Question("When was Vesu founded?", "1310")])
+    copy = "Vesu is a small town in Sashon by the sea"  # 10 words, all 6 of its 5-grams in the passage
+    own = "Implication: traders settle where boats can land safely\nImplication: Sashon trades by sea since 1310"
+    run = tmp_path / "run"
+    for r in (0, 1):
+        d = run / f"round-{r}"
+        d.mkdir(parents=True)
+        (d / "passages.json").write_text(json.dumps([{"title": passage.title, "context": context,
+                                                       "questions": [{"question": "When was Vesu founded?",
+                                                                      "answer": "1310"}]}]))
+        (d / "self_edits.jsonl").write_text(json.dumps({"passage_id": passage.id, "passage_index": 0,
+                                                        "prompt": "implications", "self_edits": [copy, own, own]}) + "\n")
+    (run / "round-0" / "kept.jsonl").write_text(json.dumps({"item_id": passage.id, "self_edit_index": 0,
+                                                            "copied": 1.0, "self_edit": copy}) + "\n")
+    (run / "round-0" / "round.json").write_text(json.dumps({"round": 0, "mean_reward": 0.5}))
+    (run / "config.yaml").write_text(yaml.safe_dump({"command": "train", "domain": "knowledge",
+                                                     "model": {"name": "tiny"}, "train": {"rounds": 2}}))
+    rows = [line.split(" | ") for line in form_markdown(RunView(run)).splitlines() if line.startswith(("| 0", "| 1"))]
+    own_copied = 0.0  # none of its 5-grams is in the passage
+    assert rows[0] == ["| 0", "3", "15", "1.67", f"{(1.0 + 2 * own_copied) / 3:.2f}", f"{2 / 3:.2f}", "1", "10", "1.00 |"]
+    assert rows[1][6:] == ["- (in progress)", "-", "- |"]

@@ -16,7 +16,7 @@ from seal.reporting.read import RunView
 from seal.reporting.recipes import profile_section
 from seal.reporting.retest import retest_sections
 from seal.reporting.rounds import bar_markdown
-from seal.reporting.train import history_of
+from seal.reporting.train import form_markdown, history_of
 
 STATE = {"finished": "", "running": "still running: the tables hold what exists so far",
          "stopped": "stopped before the end: the tables hold what exists so far"}
@@ -34,7 +34,8 @@ def run_markdown(view: RunView, complete: bool = False, claim: str | None = None
         history = history_of(view)
         if not history:
             return f"# {title}\n\nNo ReST-EM round has finished yet.\n" + profile_section(view)
-        return train_report(history, title) + bar_markdown(view) + (profile_section(view) if view.domain == "arc" else "")
+        return train_report(history, title) + bar_markdown(view) + \
+            (form_markdown(view) if view.domain == "knowledge" else profile_section(view) if view.domain == "arc" else "")
     if view.kind == "arc":
         found = arc_summary(view, complete)
         return f"# {title}\n\nNo trial has finished yet.\n" if found is None else \

@@ -35,6 +35,31 @@ def round_qualities(view: RunView) -> list[dict]:
     return rows
 
 
+FORM_EXPLAIN = ("Every self-edit the round sampled, and the pairs its E-step kept. Words: the median length; "
+               "sequences: training sequences a self-edit yields; copied: share of its word 5-grams found in its "
+               "passage (train.max_copy); coverage: share of the passage's gold answers it restates.")
+
+
+def form_markdown(view: RunView) -> str:
+    """Per round of a knowledge run, what the self-edits look like: the sampled ones and the kept ones."""
+    import statistics
+
+    rows = []
+    for q in round_qualities(view):
+        finished = (view.path / q["round"] / "round.json").is_file()
+        kept = view.records(f"{q['round']}/kept.jsonl") if finished else []
+        shares = [k["copied"] for k in kept if k.get("copied") is not None]
+        rows.append([q["round"].split("-")[1], str(q["self_edits"]), f"{q['words']:.0f}" if q["words"] is not None else "-",
+                     *(f"{q[c]:.2f}" if q[c] is not None else "-" for c in ("sequences", "copied", "coverage")),
+                     str(len(kept)) if finished else "- (in progress)", f"{statistics.median(len(k['self_edit'].split()) for k in kept):.0f}" if kept else "-",
+                     f"{sum(shares) / len(shares):.2f}" if shares else "-"])
+    if not rows:
+        return ""
+    header = ["round", "self-edits", "words", "sequences", "copied", "coverage", "kept", "kept: words", "kept: copied"]
+    return "\n".join(["", "## What the self-edits look like", "", FORM_EXPLAIN, "", "| " + " | ".join(header) + " |",
+                      "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]) + "\n"
+
+
 def history_of(view: RunView) -> list[dict]:
     return [h for h in (view.json(f"{d.name}/round.json") for d in round_dirs(view)) if isinstance(h, dict)]
 

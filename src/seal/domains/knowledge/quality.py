@@ -11,6 +11,7 @@ fraction of its word 5-grams found in the passage (the ReST-EM E-step's `train.m
 from __future__ import annotations
 
 import re
+import statistics
 
 from seal.domains.knowledge.grading import normalize_answer
 from seal.domains.knowledge.prompts import split_self_edit
@@ -57,13 +58,14 @@ def copied_share(self_edit: str, context: str, n: int = 5) -> float | None:
 def self_edit_quality(records: list[dict], passages: dict) -> dict:
     """Means over the self-edits of `records` (self_edits.jsonl lines) against their passages (by id):
     grounding (over self-edits that name anything), coverage, training sequences per self-edit, and the
-    copied share (over self-edits of at least 5 words)."""
-    g, c, n, k = [], [], [], []
+    copied share (over self-edits of at least 5 words); and the median length in words."""
+    g, c, n, k, w = [], [], [], [], []
     for record in records:
         passage = passages.get(record["passage_id"])
         if passage is None:
             continue
         for edit in record["self_edits"]:
+            w.append(len(edit.split()))
             value = grounding(edit, passage.context)
             if value is not None:
                 g.append(value)
@@ -74,4 +76,5 @@ def self_edit_quality(records: list[dict], passages: dict) -> dict:
             if share is not None:
                 k.append(share)
     mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
-    return {"self_edits": len(n), "grounding": mean(g), "coverage": mean(c), "sequences": mean(n), "copied": mean(k)}
+    return {"self_edits": len(n), "grounding": mean(g), "coverage": mean(c), "sequences": mean(n), "copied": mean(k),
+            "words": statistics.median(w) if w else None}
