@@ -120,9 +120,9 @@ def _plan_groups(trials: list[Trial], trained: list[int], pending: list[bool], d
 
     Planned groups (the lines of `plan`) with a record missing run again as planned. Trials in no planned
     group are new: grouped `slots` at a time in `order` (after the planned groups of the block they start
-    in), and appended to `plan` before anything runs. A run from before plans were written (records but no plan file): the
-    trials of conditions that have records are grouped as that run grouped them, over all of them
-    (`_groups_to_run`); conditions without a record are new.
+    in), and appended to `plan` before anything runs. A run from before plans were written (records but
+    no plan file): the trials of conditions that have records are grouped as that run grouped them, over
+    all of them (`_groups_to_run`); conditions without a record are new.
     """
     index = {t.key: i for i, t in enumerate(trials)}
     trainable = set(trained)
