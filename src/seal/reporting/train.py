@@ -44,15 +44,17 @@ def form_markdown(view: RunView) -> str:
     """Per round of a knowledge run, what the self-edits look like: the sampled ones and the kept ones."""
     import statistics
 
+    figure = lambda value, spec: "-" if value is None else format(value, spec)  # noqa: E731
     rows = []
     for q in round_qualities(view):
         finished = (view.path / q["round"] / "round.json").is_file()
         kept = view.records(f"{q['round']}/kept.jsonl") if finished else []
         shares = [k["copied"] for k in kept if k.get("copied") is not None]
-        rows.append([q["round"].split("-")[1], str(q["self_edits"]), f"{q['words']:.0f}" if q["words"] is not None else "-",
-                     *(f"{q[c]:.2f}" if q[c] is not None else "-" for c in ("sequences", "copied", "coverage")),
-                     str(len(kept)) if finished else "- (in progress)", f"{statistics.median(len(k['self_edit'].split()) for k in kept):.0f}" if kept else "-",
-                     f"{sum(shares) / len(shares):.2f}" if shares else "-"])
+        words = statistics.median(len(k["self_edit"].split()) for k in kept) if kept else None
+        rows.append([q["round"].split("-")[1], str(q["self_edits"]), figure(q["words"], ".0f"),
+                     *(figure(q[c], ".2f") for c in ("sequences", "copied", "coverage")),
+                     str(len(kept)) if finished else "- (in progress)", figure(words, ".0f"),
+                     figure(sum(shares) / len(shares) if shares else None, ".2f")])
     if not rows:
         return ""
     header = ["round", "self-edits", "words", "sequences", "copied", "coverage", "kept", "kept: words", "kept: copied"]
