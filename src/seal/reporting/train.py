@@ -4,10 +4,13 @@ A finished round is read from its round.json; the round in progress from its tri
 Per round: the round against the bar its E-step used (seal.reporting.rounds), the mean reward of kept
 and not-kept self-edits, a strip plot of every self-edit's reward (kept ones marked), self-edit quality
 (grounding, coverage, length: seal.domains.knowledge.quality), stage times, and per input its
-self-edits with rewards.
+self-edits with rewards. `seal report --markdown` takes the self-edits' form per round (`form_markdown`:
+sampled and kept, their length and copied share).
 """
 
 from __future__ import annotations
+
+import statistics
 
 from seal.plots import plot_rewards
 from seal.report import paired_change
@@ -42,8 +45,6 @@ FORM_EXPLAIN = ("Every self-edit the round sampled, and the pairs its E-step kep
 
 def form_markdown(view: RunView) -> str:
     """Per round of a knowledge run, what the self-edits look like: the sampled ones and the kept ones."""
-    import statistics
-
     figure = lambda value, spec: "-" if value is None else format(value, spec)  # noqa: E731
     rows = []
     for q in round_qualities(view):
