@@ -1,4 +1,5 @@
-"""The pieces of a self-contained HTML page: tables, folds, inline plots, ARC grids, the page itself.
+"""The pieces of a self-contained HTML page: tables, folds, inline plots, ARC grids, the page itself (and the
+formatters `seal report --markdown` shares with it: signed changes, markdown tables).
 
 Nothing is fetched when the page is opened: styles are inline, plots are PNG data URIs, and
 the only script counts the images the browser decoded (`data-images` on <body>), which a test
@@ -66,6 +67,15 @@ def signed(change: tuple | None) -> str:
     ('+6.2 ± 2.5', '-')
     """
     return f"{100 * change[0]:+.1f} ± {100 * change[1]:.1f}" if change else "-"
+
+
+def markdown_table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+    """`table`'s markdown counterpart, as lines (cells are text).
+
+    >>> markdown_table(["a", "b"], [["1", "2"]])
+    ['| a | b |', '|---|---|', '| 1 | 2 |']
+    """
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
 def table(header: list[str], rows: Iterable[list[str]], numeric: set[int] = frozenset(), row_class=None) -> str:

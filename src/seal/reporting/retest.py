@@ -30,7 +30,7 @@ from seal.config import INNER_SCHEDULING
 from seal.domains.knowledge.self_edits import is_sampled
 from seal.domains.knowledge.trials import PASSAGE_ONLY
 from seal.errors import SealError
-from seal.reporting.html import esc, signed, table
+from seal.reporting.html import esc, markdown_table, signed, table
 from seal.reporting.read import RunView
 from seal.runs import load_run_config
 from seal.stats import mean_and_stderr
@@ -177,7 +177,7 @@ def retest_markdown(view: RunView, condition: str, round_dir: Path) -> str:
     out = [f"## {heading}", ""]
     for text in paragraphs:
         out += [text, ""]
-    out += ["| " + " | ".join(HEADER) + " |", "|---|---|---|---|", *("| " + " | ".join(r) + " |" for r in rows)]
+    out += markdown_table(HEADER, rows)
     return "\n".join(out + (["", closing] if closing else [])) + "\n"
 
 

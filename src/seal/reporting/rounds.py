@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 
 from seal.reporting.claim import verdict
-from seal.reporting.html import esc, signed, table
+from seal.reporting.html import esc, markdown_table, signed, table
 from seal.reporting.read import RunView
 from seal.stats import TIE, mean_and_stderr, paired_difference
 
@@ -113,15 +113,11 @@ def _row(f: dict) -> list[str]:
             "-" if f["copied"] is None else f"{f['copied']:.2f}"]
 
 
-def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
-
-
 def bar_markdown(view: RunView) -> str:
     figures = run_rounds(view)
     if not figures:
         return ""
-    lines = ["", "## Each round against its bar", "", BAR_EXPLAIN, "", *_markdown(HEADER, [_row(f) for f in figures])]
+    lines = ["", "## Each round against its bar", "", BAR_EXPLAIN, "", *markdown_table(HEADER, [_row(f) for f in figures])]
     return "\n".join(lines) + "\n"
 
 
@@ -157,13 +153,11 @@ def across_rows(views: list[RunView]) -> list[list[str]]:
     return rows
 
 
-
-
 def across_markdown(views: list[RunView]) -> str:
     rows = across_rows(views) if len(views) > 1 else []
     if not rows:
         return ""
-    return "\n".join(["", f"# Rounds against {views[0].name}", "", ACROSS_EXPLAIN, "", *_markdown(ACROSS, rows)]) + "\n"
+    return "\n".join(["", f"# Rounds against {views[0].name}", "", ACROSS_EXPLAIN, "", *markdown_table(ACROSS, rows)]) + "\n"
 
 
 def across_html(views: list[RunView]) -> str:

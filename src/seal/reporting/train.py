@@ -14,7 +14,7 @@ import statistics
 
 from seal.plots import plot_rewards
 from seal.report import paired_change
-from seal.reporting.html import esc, fold, pct, plot, pm, pre, table
+from seal.reporting.html import esc, fold, markdown_table, pct, plot, pm, pre, table
 from seal.reporting.read import RunView
 from seal.reporting.recipes import profile_html
 from seal.reporting.rounds import bar_html, bars, round_dirs, round_rewards
@@ -59,8 +59,7 @@ def form_markdown(view: RunView) -> str:
     if not rows:
         return ""
     header = ["round", "self-edits", "words", "sequences", "copied", "coverage", "kept", "kept: words", "kept: copied"]
-    return "\n".join(["", "## What the self-edits look like", "", FORM_EXPLAIN, "", "| " + " | ".join(header) + " |",
-                      "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]) + "\n"
+    return "\n".join(["", "## What the self-edits look like", "", FORM_EXPLAIN, "", *markdown_table(header, rows)]) + "\n"
 
 
 def history_of(view: RunView) -> list[dict]:
