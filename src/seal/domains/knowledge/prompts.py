@@ -91,6 +91,8 @@ def split_self_edit(self_edit: str, family: str = "implications") -> list[str]:
     ['The town is old.', 'It has a river.']
     >>> split_self_edit("Question: Who? \\nAnswer: Ana\\nQ: When?\\nA: 1900", "self-qa")
     ['Question: Who?\\nAnswer: Ana', 'Question: When?\\nAnswer: 1900']
+    >>> split_self_edit("1. Question: Who?\\n2. Answer: Ana\\n* Q: When?\\n* A: 1900", "self-qa")
+    ['Question: Who?\\nAnswer: Ana', 'Question: When?\\nAnswer: 1900']
     >>> split_self_edit("First rewrite,\\nsame paragraph.\\n\\nSecond rewrite.", "rewrite")
     ['First rewrite,\\nsame paragraph.', 'Second rewrite.']
     >>> split_self_edit("  \\n**Implications:**\\n")
@@ -101,7 +103,8 @@ def split_self_edit(self_edit: str, family: str = "implications") -> list[str]:
     ['A fact.', 'Another.']
     """
     text = self_edit.replace("\r\n", "\n").replace("**", "")
-    if family == "self-qa":
+    if family == "self-qa":  # list markers go first, as for every family: "1. Question: ..." is a question line
+        text = "\n".join(_LIST_MARKER.sub("", line.strip()) for line in text.split("\n"))
         return [f"Question: {q}\nAnswer: {a}" for q, a in _QA.findall(text)]
     pieces = re.split(r"\n\s*\n", text) if family == "rewrite" else text.split("\n")
     out = []
