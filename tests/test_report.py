@@ -222,6 +222,28 @@ def test_markdown_tables_of_a_run_match_its_report_md_and_bad_input_is_one_line(
     assert_one_clear_line(err, "no config.yaml")
 
 
+def test_markdown_counts_the_self_edits_that_gave_no_training_piece(tiny_model_path, tmp_path, capsys):
+    from dataclasses import replace
+
+    from seal.domains.knowledge.fictional import generate_passages
+    from seal.domains.knowledge.passages import save_passages
+
+    passages = [replace(p, self_edits=("1. It is old.\n2. It is far.", "**Implications:**\n---"))
+                for p in generate_passages(2, seed=4)]
+    save_passages(passages, tmp_path / "passages.json")
+    assert main(["adapt", "--data", str(tmp_path / "passages.json"), "--condition", "data", "--quiet",
+                 *tiny_flags(tiny_model_path, tmp_path / "runs")]) == 0
+    [run_dir] = list((tmp_path / "runs").iterdir())
+    capsys.readouterr()
+    assert main(["report", "--markdown", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    section = out[out.index("## Self-edits by source"):]
+    [row] = [line.split(" | ") for line in section.splitlines() if line.startswith("| data")]
+    assert row[1:4] == ["4", "2", "5"]  # 4 self-edits, the 2 header-only ones empty; mean words (8 + 2) / 2
+    scored = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    assert sorted(t["accuracy"] for t in scored if t["status"] == "empty_self_edit") == [0.0, 0.0]
+
+
 def test_arc_tables_name_a_generator_row_by_its_run_and_round():
     from seal.report import arc_report, summarise_arc
     from seal.reporting.recipes import recipe_profile

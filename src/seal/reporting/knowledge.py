@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from seal.plots import plot_conditions
 from seal.report import label, summarise
 from seal.reporting.claim import claim_matrix_html
-from seal.reporting.html import esc, fold, pct, plot, pm, pre, table
+from seal.reporting.html import esc, fold, markdown_table, pct, plot, pm, pre, table
 from seal.reporting.read import RunView, complete_inputs
 from seal.reporting.retest import retest_html
 
@@ -77,33 +77,57 @@ def conditions_table(summary: dict) -> str:
     return table(header, rows, numeric=set(range(1, len(header))))
 
 
-def sources_table(view: RunView, trials: list[dict]) -> str:
-    """Per condition that trains on self-edits: how many, how long, how many training sequences each
-    yields, and how much of its passage each repeats (the copied 5-gram share; `-` where the run's
-    passages cannot be read from here)."""
+SOURCES_NOTE = ("Means over each row's distinct self-edits. Empty: self-edits that give no training piece "
+                "(no line, or no question-answer pair for self-QA); their trials are scored 0 and count in the "
+                "accuracy. Sequences: the training sequences a trial builds from the passage and the self-edit. "
+                "Copied: the share of a self-edit's word 5-grams found in its passage (1.00: a copy).")
+SOURCES_HEADER = ["condition", "self-edits", "empty", "words", "sequences", "copied"]
+
+
+def sources_rows(view: RunView, trials: list[dict]) -> list[list[str]]:
+    """Per condition that trains on self-edits: how many, how many are empty, how long, how many training
+    sequences each yields, and how much of its passage each repeats (the copied 5-gram share; `-` where the
+    run's passages cannot be read from here). Cells are text."""
     from seal.domains.knowledge.quality import copied_share
 
     by_condition: dict[str, dict[tuple, dict]] = {c: {} for c in view.config.get("conditions") or []}  # run order
     for t in trials:
-        if t.get("self_edit"):
+        if t.get("self_edit") is not None:
             by_condition.setdefault(t["condition"], {})[(t["passage_id"], t["self_edit_index"])] = t
-    by_condition = {name: edits for name, edits in by_condition.items() if edits}
-    if not by_condition:
-        return ""
     contexts = _passage_texts(view)
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     rows = []
     for name, edits in by_condition.items():
+        if not edits:
+            continue
         words = [len(t["self_edit"].split()) for t in edits.values()]
         sequences = [t["n_sequences"] for t in edits.values() if t.get("n_sequences") is not None]
         shares = [c for t in edits.values() if t["passage_id"] in contexts
                   for c in [copied_share(t["self_edit"], contexts[t["passage_id"]])] if c is not None]
-        rows.append([esc(label(name, view.config.get("data", {}).get("source"))), str(len(edits)), f"{mean(words):.0f}",
-                     f"{mean(sequences):.1f}" if sequences else "-", f"{mean(shares):.2f}" if shares else "-"])
-    return ("<h2>Self-edits by source</h2><p class=\"muted\">Means over each row's distinct self-edits. Sequences: "
-            "the training sequences a trial builds from the passage and the self-edit. Copied: the share of a "
-            "self-edit's word 5-grams found in its passage (1.00: a copy).</p>" +
-            table(["condition", "self-edits", "words", "sequences", "copied"], rows, numeric={1, 2, 3, 4}))
+        empty = sum(t.get("status") == "empty_self_edit" for t in edits.values())
+        rows.append([label(name, view.config.get("data", {}).get("source")), str(len(edits)), str(empty),
+                     f"{mean(words):.0f}", f"{mean(sequences):.1f}" if sequences else "-",
+                     f"{mean(shares):.2f}" if shares else "-"])
+    return rows
+
+
+def sources_table(view: RunView, trials: list[dict]) -> str:
+    rows = sources_rows(view, trials)
+    if not rows:
+        return ""
+    return (f"<h2>Self-edits by source</h2><p class=\"muted\">{SOURCES_NOTE}</p>" +
+            table(SOURCES_HEADER, ([esc(r[0]), *r[1:]] for r in rows), numeric=set(range(1, len(SOURCES_HEADER)))))
+
+
+def sources_markdown(view: RunView, complete: bool = False) -> str:
+    """`sources_table` as markdown; `complete`: on the passages every row has finished only."""
+    trials = knowledge_records(view)[1]
+    if complete:
+        keep = complete_inputs(trials, "passage_id")
+        trials = [t for t in trials if t["passage_id"] in keep]
+    rows = sources_rows(view, trials)
+    return "" if not rows else "\n".join(["", "## Self-edits by source", "", SOURCES_NOTE, "",
+                                          *markdown_table(SOURCES_HEADER, rows), ""])
 
 
 def _passage_texts(view: RunView) -> dict[str, str]:

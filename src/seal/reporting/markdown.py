@@ -11,7 +11,7 @@ from seal.report import arc_report, continual_report, report_markdown, summarise
 from seal.reporting.arc import arc_summary
 from seal.reporting.claim import claim_markdown
 from seal.reporting.continual import continual_results
-from seal.reporting.knowledge import summary_of
+from seal.reporting.knowledge import sources_markdown, summary_of
 from seal.reporting.read import RunView
 from seal.reporting.recipes import profile_section
 from seal.reporting.retest import retest_sections
@@ -44,7 +44,7 @@ def run_markdown(view: RunView, complete: bool = False, claim: str | None = None
         summary = summary_of(view, complete)
         if summary is None:
             return f"# {title}\n\nNo record yet.\n"
-        return report_markdown(summary, title) + retest_sections(view) + \
+        return report_markdown(summary, title) + sources_markdown(view, complete) + retest_sections(view) + \
             ("\n" + claim_markdown(summary, claim) if claim else "")
     if view.kind == "continual":
         finished, _ = continual_results(view)
