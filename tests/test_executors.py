@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -148,3 +149,35 @@ def test_a_work_that_fails_by_itself_stops_the_run_as_in_process(cluster, tmp_pa
                                  *tiny_flags(broken, tmp_path / "r"), "--executor", "ray", "--ray-address", cluster])
     assert code == 1  # NonFiniteLoss crossed from the worker as itself
     assert_one_clear_line(err, "training loss became nan")
+
+
+def test_a_local_run_resumed_on_ray_adds_the_missing_trials_as_in_process(cluster, tmp_path, capsys, monkeypatch,
+                                                                          tiny_model_path):
+    from seal.executors.ray_pool import RayExecutor
+
+    runs = tmp_path / "runs"
+    assert main(["adapt", "--data", data_file(tmp_path, n=2), "--condition", "passage", "--condition", "data",
+                 *tiny_flags(tiny_model_path, runs), "--adapters-per-pass", "2", "--quiet"]) == 0
+    [local] = list(runs.iterdir())
+    full = (local / "trials.jsonl").read_text().splitlines()
+    resumed = tmp_path / "resumed"
+    shutil.copytree(local, resumed)
+    (resumed / "summary.json").unlink()
+    (resumed / "trials.jsonl").write_text("\n".join(full[:2]) + "\n")  # the first group of 2 trials only
+    config_before = (resumed / "config.yaml").read_bytes()
+    ran_on_ray = []
+    real_run = RayExecutor.run
+    monkeypatch.setattr(RayExecutor, "run", lambda self, works: (ran_on_ray.extend(works), real_run(self, works))[1])
+
+    capsys.readouterr()
+    assert main(["adapt", "--resume", str(resumed), "--executor", "ray", "--ray-address", cluster, "--quiet"]) == 0
+    assert "on executor ray" in capsys.readouterr().out
+    after = (resumed / "trials.jsonl").read_text().splitlines()
+    assert after[:2] == full[:2]  # kept, not redone
+    assert sum(len(w.jobs) for w in ran_on_ray) == len(full) - 2  # only the missing trials, all of them on Ray
+    local_records, ray_records = [json.loads(x) for x in full], [json.loads(x) for x in after]
+    by_key = {k: r for k, r in zip(keys(ray_records), ray_records)}
+    assert len(by_key) == len(ray_records) and sorted(by_key) == sorted(keys(local_records))
+    for key, r in zip(keys(local_records), local_records):
+        assert by_key[key]["answers"] == r["answers"] and by_key[key]["accuracy"] == r["accuracy"], key
+    assert (resumed / "config.yaml").read_bytes() == config_before  # the run's own settings stay its record

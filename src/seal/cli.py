@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from seal.config import CONDITIONS_HELP, GRADERS, PROMPT_FAMILIES, RunConfig
@@ -274,6 +275,21 @@ def _run(args: argparse.Namespace) -> int:
         release_run(run_dir)
 
 
+RESUME_EXECUTOR_FLAGS = ("--executor", "--ray-address", "--ray-workers", "--ray-cpus-per-worker", "--ray-gpus-per-worker")
+"""Flags a resume takes: where the trials run does not change their records (tests/test_executors.py)."""
+
+
+def _resume_executor(config: RunConfig, args: argparse.Namespace):
+    """This invocation's executor flags over the run's executor settings (None: none given). Not written to
+    config.yaml, which keeps the settings the run started with."""
+    given = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("executor.") and v is not None}
+    if not given:
+        return None
+    executor = replace(config.executor, **given)
+    executor.validate()
+    return executor
+
+
 def _open_run(args: argparse.Namespace):
     from seal.commands.checks import check_before_run
     from seal.runs import load_run_config, lock_run, start_run
@@ -281,7 +297,7 @@ def _open_run(args: argparse.Namespace):
     if args.resume:
         run_dir = Path(args.resume)
         ignored = [t.split("=", 1)[0] for t in args.argv if t.startswith("-")
-                   and t.split("=", 1)[0] not in ("--resume", "--quiet", "--train-run")]
+                   and t.split("=", 1)[0] not in ("--resume", "--quiet", "--train-run", *RESUME_EXECUTOR_FLAGS)]
         if ignored:
             raise SealError(f"--resume continues {run_dir} with its own config.yaml, so {', '.join(ignored)} would be "
                             "ignored; drop them, or start a new run to change the settings")
@@ -289,11 +305,13 @@ def _open_run(args: argparse.Namespace):
         if config.command != args.command:
             raise SealError(f"{run_dir} is a `seal {config.command}` run: resume it with "
                             f"seal {config.command} --resume {run_dir}")
+        executor = _resume_executor(config, args)
         lock_run(run_dir)
-        print(f"seal {config.command}: resuming {run_dir}")
+        print(f"seal {config.command}: resuming {run_dir}" + (f" on executor {executor.kind}" if executor else ""))
         from seal.commands.generators import add_generator_rows
 
         config = add_generator_rows(config, run_dir, getattr(args, "train_run", None) or [])
+        config = replace(config, executor=executor) if executor else config
     else:
         config = config_from_args(args)
         check_before_run(config)  # bad input fails here, before a run directory is made
