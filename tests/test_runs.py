@@ -174,7 +174,7 @@ def test_a_missing_judge_key_leaves_no_run_directory(tmp_path, capsys, tiny_mode
     assert not runs.exists() or not any(runs.iterdir())
 
 
-# 6. a resume honours only the run's own config, and its own command ----------------------------------------------
+# 6. a resume honours only the run's own config (where trials run aside), and its own command ------------------------------
 
 def test_flags_with_resume_and_the_wrong_subcommand_are_refused(tmp_path, capsys):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(RunConfig(command="train").to_dict()))
@@ -184,6 +184,9 @@ def test_flags_with_resume_and_the_wrong_subcommand_are_refused(tmp_path, capsys
     code, err = run_cli(capsys, ["adapt", "--resume", str(tmp_path)])
     assert code == 2
     assert_one_clear_line(err, f"is a `seal train` run: resume it with seal train --resume {tmp_path}")
+    code, err = run_cli(capsys, ["train", "--resume", str(tmp_path), "--executor", "ray", "--ray-workers", "0"])
+    assert code == 2  # the executor flags a resume takes are checked as a new run's are
+    assert_one_clear_line(err, "executor.workers must be at least 1")
     assert load_run_config(tmp_path).command == "train"
 
 
