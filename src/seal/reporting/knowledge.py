@@ -17,8 +17,17 @@ from seal.reporting.read import RunView, complete_inputs
 from seal.reporting.retest import retest_html
 
 
-def knowledge_records(view: RunView) -> tuple[list[dict], list[dict]]:
-    """(baselines, trials); a CPT run's records become one trial per (condition, seed, passage)."""
+def knowledge_records(view: RunView, complete: bool = False) -> tuple[list[dict], list[dict]]:
+    """(baselines, trials); a CPT run's records become one trial per (condition, seed, passage).
+    `complete`: on the passages every row has finished only (read.complete_inputs)."""
+    baselines, trials = _records(view)
+    if complete:
+        keep = complete_inputs(trials, "passage_id")
+        baselines, trials = [b for b in baselines if b["passage_id"] in keep], [t for t in trials if t["passage_id"] in keep]
+    return baselines, trials
+
+
+def _records(view: RunView) -> tuple[list[dict], list[dict]]:
     baselines = view.records("baselines.jsonl")
     if view.command == "cpt":
         trials = [{"condition": r["condition"], "seed": r["seed"], "self_edit_index": 0, "self_edit": None,
@@ -42,10 +51,7 @@ def passages_of(baselines: list[dict], trials: list[dict]) -> list[SimpleNamespa
 
 def summary_of(view: RunView, complete: bool = False) -> dict | None:
     """The run's table so far; `complete`: on the passages every row has finished only (read.complete_inputs)."""
-    baselines, trials = knowledge_records(view)
-    if complete:
-        keep = complete_inputs(trials, "passage_id")
-        baselines, trials = [b for b in baselines if b["passage_id"] in keep], [t for t in trials if t["passage_id"] in keep]
+    baselines, trials = knowledge_records(view, complete)
     if not baselines and not trials:
         return None
     for t in trials:
@@ -121,11 +127,7 @@ def sources_table(view: RunView, trials: list[dict]) -> str:
 
 def sources_markdown(view: RunView, complete: bool = False) -> str:
     """`sources_table` as markdown; `complete`: on the passages every row has finished only."""
-    trials = knowledge_records(view)[1]
-    if complete:
-        keep = complete_inputs(trials, "passage_id")
-        trials = [t for t in trials if t["passage_id"] in keep]
-    rows = sources_rows(view, trials)
+    rows = sources_rows(view, knowledge_records(view, complete)[1])
     return "" if not rows else "\n".join(["", "## Self-edits by source", "", SOURCES_NOTE, "",
                                           *markdown_table(SOURCES_HEADER, rows), ""])
 
