@@ -177,6 +177,25 @@ def test_model_family_conditions_sample_with_their_own_prompt(tmp_path, tiny_mod
     assert len(trials) == 3 * 2
 
 
+def test_a_rest_em_generator_row_writes_in_the_family_its_run_trained_on(tmp_path, tiny_model_path):
+    """--train-run of a run that trained on rewrites: its generator is asked for rewrites, while the table's
+    own `model` row keeps the table's sampling.prompt (implications)."""
+    import shutil
+
+    train_run = tmp_path / "train"
+    shutil.copytree(tiny_model_path, train_run / "round-0" / "generator")
+    (train_run / "round-0" / "round.json").write_text(json.dumps({"generator_out": "round-0/generator"}))
+    (train_run / "config.yaml").write_text("command: train\nsampling:\n  prompt: rewrite\n")
+    runs = tmp_path / "runs"
+    assert main(["eval", "--data", data_file(tmp_path, self_edits=False), "--condition", "model", "--train-run",
+                 str(train_run), "-k", "1", "--max-new-tokens", "8", *tiny_flags(tiny_model_path, runs)]) == 0
+    [run_dir] = list(runs.iterdir())
+    [generator_log] = run_dir.glob("self_edits-*.jsonl")
+    prompts = {name: {json.loads(line)["prompt"] for line in path.read_text().splitlines()}
+               for name, path in (("model", run_dir / "self_edits.jsonl"), ("generator", generator_log))}
+    assert prompts == {"model": {"implications"}, "generator": {"rewrite"}}
+
+
 def test_cpt_trains_one_adapter_per_condition_and_seed(tmp_path, tiny_model_path):
     runs = tmp_path / "runs"
     argv = ["cpt", "--data", data_file(tmp_path, n=3), "--condition", "passage", "--condition", "data",

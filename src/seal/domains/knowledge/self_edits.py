@@ -6,6 +6,10 @@ Self-edits are sampled in batches (k per passage, `num_return_sequences`) and ap
 `RUN_DIR/self_edits.jsonl` batch by batch (`seal.generation.sample_into`), so an interrupted
 generation resumes where it stopped and samples what it would have. A later `seal adapt` can train on them by naming the run directory as a
 condition (`--condition runs/...-generate`).
+
+A `generator:RUN/round-N/generator` row (a ReST-EM round's generator, `--train-run`) writes with the
+prompt family its `seal train` run sampled and fine-tuned it on (that run's `sampling.prompt`), whatever
+the evaluating run's own `sampling.prompt`: a generator trained on rewrites is asked for rewrites.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from seal.config import RunConfig, SamplingConfig
+from seal.config_load import load_yaml
 from seal.errors import SealError
 from seal.generation import generate, sample_into
 from seal.domains.knowledge.passages import Passage
@@ -66,12 +71,30 @@ def is_sampled(condition: str) -> bool:
 
 
 def condition_family(condition: str, default: str) -> str:
-    """The prompt family a sampling condition writes with: FAMILY for model:FAMILY, else `default` (sampling.prompt).
+    """The prompt family a sampling condition writes with: FAMILY for model:FAMILY, the family its ReST-EM run
+    trained on for generator:RUN/round-N/generator, else `default` (sampling.prompt).
 
     >>> condition_family("model:self-qa", "implications"), condition_family("model", "rewrite")
     ('self-qa', 'rewrite')
+    >>> condition_family("generator:HuggingFaceTB/SmolLM2-360M-Instruct", "implications")  # not a round's generator
+    'implications'
     """
-    return condition.removeprefix("model:") if condition.startswith("model:") else default
+    if condition.startswith("model:"):
+        return condition.removeprefix("model:")
+    if condition.startswith("generator:"):
+        return trained_family(condition.removeprefix("generator:")) or default
+    return default
+
+
+def trained_family(generator: str) -> str | None:
+    """The prompt family of the `seal train` run whose round saved `generator` (RUN/round-N/generator), or None
+    when `generator` is not such a round's."""
+    path = Path(generator)
+    config = path.parent.parent / "config.yaml"
+    if path.name != "generator" or not path.parent.name.startswith("round-") or not config.is_file():
+        return None
+    saved = load_yaml(config)
+    return (saved.get("sampling") or {}).get("prompt", "implications") if saved.get("command") == "train" else None
 
 
 def sampled_log_name(condition: str) -> str:
@@ -128,7 +151,9 @@ def sample_condition(condition: str, run_dir: Path, loaded: LoadedModel, passage
     if all(p.id in done for p in passages):  # a resumed run: do not load the generator again
         return done
     generator = load_model(replace(config.model, name=path))
+    family_config = replace(config, sampling=replace(config.sampling,
+                                                     prompt=condition_family(condition, config.sampling.prompt)))
     try:
-        return generate_into(run_dir, generator, passages, config, log_name)
+        return generate_into(run_dir, generator, passages, family_config, log_name)
     finally:
         del generator

@@ -99,6 +99,7 @@ def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str,
             stored = stored_self_edits(condition.removeprefix("data:"))
         elif condition not in PASSAGE_ONLY + ("data",):
             families, stored = read_generated(condition)
+        default_family = condition_family(condition, config.sampling.prompt)
         for i, passage in enumerate(passages):
             if condition in PASSAGE_ONLY:
                 edits: list[str | None] = [None]
@@ -110,7 +111,7 @@ def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str,
                 edits = list(stored[passage.id])
             if config.max_self_edits is not None:
                 edits = edits[: config.max_self_edits]
-            family = families.get(passage.id, condition_family(condition, config.sampling.prompt))
+            family = families.get(passage.id, default_family)
             for e, edit in enumerate(edits):
                 for seed in config.inner.seeds:
                     trials.append(Trial(condition, passage, i, e, seed, edit, family))
