@@ -401,6 +401,29 @@ def test_resume_with_train_run_adds_its_generators_and_repeats_no_trial(tmp_path
     assert (run_dir / "trials.jsonl").read_text().splitlines() == after
 
 
+def test_resume_with_condition_adds_that_row_and_bad_input_leaves_the_run_as_it_was(tmp_path, tiny_model_path,
+                                                                                      capsys):
+    runs = tmp_path / "runs"
+    assert main(["eval", "--data", data_file(tmp_path), "--condition", "passage", *tiny_flags(tiny_model_path, runs),
+                 "-k", "1", "--max-new-tokens", "8", "--name", "table"]) == 0
+    [run_dir] = list(runs.iterdir())
+    trials, config = run_dir / "trials.jsonl", run_dir / "config.yaml"
+    before, config_before = trials.read_text().splitlines(), config.read_text()
+
+    code, err = run_cli(capsys, ["eval", "--resume", str(run_dir), "--condition", f"data:{tmp_path / 'missing.json'}"])
+    assert code == 2
+    assert_one_clear_line(err, "passage file not found")
+    assert config.read_text() == config_before and trials.read_text().splitlines() == before
+
+    assert main(["eval", "--resume", str(run_dir), "--condition", "model:rewrite", "--condition", "passage"]) == 0
+    after = trials.read_text().splitlines()
+    assert after[:len(before)] == before
+    assert [json.loads(line)["condition"] for line in after[len(before):]] == ["model:rewrite"] * 2
+    assert "model:rewrite" in config.read_text()
+    records = (run_dir / "self_edits-model-rewrite.jsonl").read_text().splitlines()
+    assert {json.loads(line)["prompt"] for line in records} == {"rewrite"}
+
+
 def test_self_edits_from_an_earlier_run_are_trained_on_not_sampled_again(tmp_path, capsys, tiny_model_path,
                                                                          monkeypatch):
     runs = tmp_path / "runs"

@@ -297,7 +297,8 @@ def _open_run(args: argparse.Namespace):
     if args.resume:
         run_dir = Path(args.resume)
         ignored = [t.split("=", 1)[0] for t in args.argv if t.startswith("-")
-                   and t.split("=", 1)[0] not in ("--resume", "--quiet", "--train-run", *RESUME_EXECUTOR_FLAGS)]
+                   and t.split("=", 1)[0] not in ("--resume", "--quiet", "--train-run", "--condition",
+                                                  *RESUME_EXECUTOR_FLAGS)]
         if ignored:
             raise SealError(f"--resume continues {run_dir} with its own config.yaml, so {', '.join(ignored)} would be "
                             "ignored; drop them, or start a new run to change the settings")
@@ -308,9 +309,10 @@ def _open_run(args: argparse.Namespace):
         executor = _resume_executor(config, args)
         lock_run(run_dir)
         print(f"seal {config.command}: resuming {run_dir}" + (f" on executor {executor.kind}" if executor else ""))
-        from seal.commands.generators import add_generator_rows
+        from seal.commands.generators import add_rows
 
-        config = add_generator_rows(config, run_dir, getattr(args, "train_run", None) or [])
+        config = add_rows(config, run_dir, getattr(args, "conditions", None) or [],
+                          getattr(args, "train_run", None) or [])
         config = replace(config, executor=executor) if executor else config
     else:
         config = config_from_args(args)

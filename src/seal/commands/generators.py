@@ -1,13 +1,15 @@
-"""The generators of a `seal train` run as rows of a table (`--train-run`).
+"""Rows added to a table: the generators of a `seal train` run (`--train-run`), and on resume any condition.
 
     seal eval --condition passage --condition model --train-run runs/<time>-train   # a row per round
     seal eval --condition passage --train-run runs/<time>-train/round-2               # that round's only
     seal eval --resume runs/<time>-eval --train-run runs/<time>-train-other         # rows added later
+    seal eval --resume runs/<time>-eval --condition model:rewrite                    # any row added later
 
 Each ReST-EM round that saved a generator gives one `generator:ROUND/generator` condition. A
 finished or stopped table gains the rows it lacks without repeating any of its trials: its
 config.yaml is rewritten with the longer list of conditions, and the resumed run samples the new
-rows' self-edits and runs their trials.
+rows' self-edits and runs their trials. New rows are checked as a new run's are, before
+config.yaml changes; bad input is one line and leaves the run as it was.
 """
 
 from __future__ import annotations
@@ -44,12 +46,23 @@ def generator_conditions(train_run: str) -> list[str]:
     return out
 
 
-def add_generator_rows(config: RunConfig, run_dir: Path, train_runs: list[str]) -> RunConfig:
-    """`--resume RUN --train-run T`: the run gains a row per generator of T it lacks; its finished trials stay."""
-    added = [c for run in train_runs for c in generator_conditions(run) if c not in config.conditions]
+def add_rows(config: RunConfig, run_dir: Path, conditions: list[str], train_runs: list[str]) -> RunConfig:
+    """`--resume RUN --condition C --train-run T`: the run gains C and a row per generator of T, where it lacks
+    them; its finished trials stay."""
+    wanted = [*conditions, *(c for run in train_runs for c in generator_conditions(run))]
+    added = list(dict.fromkeys(c for c in wanted if c not in config.conditions))
     if not added:
         return config
+    if conditions and config.domain != "knowledge":
+        raise SealError(f"--condition adds rows to a knowledge table on resume; {run_dir} is a {config.domain} run")
     config = from_dict(RunConfig, {**config.to_dict(), "conditions": [*config.conditions, *added]}).validate()
+    from seal.commands.checks import check_models
+
+    if config.domain == "knowledge":
+        from seal.domains.knowledge.trials import check_conditions, passages_for
+
+        check_conditions(config, passages_for(config))
+    check_models(config)
     write_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     print(f"seal {config.command}: {len(added)} row(s) added to {run_dir}: {', '.join(added)}")
     return config
