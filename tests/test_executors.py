@@ -98,6 +98,24 @@ def kill_one_worker(found: dict, stop: threading.Event) -> None:
         time.sleep(0.005)
 
 
+def test_sampling_batches_run_side_by_side_on_the_workers_as_in_process(cluster, tmp_path, tiny_model_path):
+    from seal.domains.knowledge.self_edits import generate_into
+    from seal.executors.ray_pool import RayExecutor
+
+    config = tiny_train_config(tiny_model_path)
+    config.sampling.batch_size = 1  # 4 batches
+    passages = passages_for(config)[:4]
+    loaded = load_model(config.model)
+    executor = RayExecutor(config.model, config.inner, ExecutorConfig(kind="ray", address=cluster))
+    for where in ("here", "ray"):
+        (tmp_path / where).mkdir()
+    here = generate_into(tmp_path / "here", loaded, passages, config)
+    assert generate_into(tmp_path / "ray", loaded, passages, config, executor=executor) == here
+    assert (tmp_path / "ray" / "self_edits.jsonl").read_text() == (tmp_path / "here" / "self_edits.jsonl").read_text()
+    pids = [pid for _, pid in executor.on_model_each(lambda _, s: (time.sleep(s), os.getpid())[1], [((1.0,), {})] * 4)]
+    assert len(set(pids)) >= 2  # the calls ran on both workers, not one after another on one
+
+
 def test_a_worker_killed_mid_round_loses_and_repeats_no_trial(cluster, tmp_path, tiny_model_path):
     config = tiny_train_config(tiny_model_path, rounds=1)
     config.inner.epochs = 6  # works long enough to be caught in flight

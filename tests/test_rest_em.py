@@ -324,7 +324,7 @@ def test_max_copy_keeps_no_self_edit_that_repeats_its_passage(tmp_path, tiny_mod
     """Each passage's self-edits are fixed here: its passage verbatim (reward 1.0), the passage with a
     line added (0.9) and a line of its own (0.5), against a baseline of 0. Without a limit the E-step keeps
     the verbatim copy; with train.max_copy 0.5 it keeps the line of its own, and SFTs on it."""
-    def sample(self, loaded, passages, config, round_dir, on_model=None):
+    def sample(self, loaded, passages, config, round_dir, executor=None):
         return {p.id: [p.context, p.context + " It is also known for its lakes.",
                        "Nothing here repeats the passage at all, not even a single phrase."] for p in passages}
 

@@ -318,3 +318,41 @@ def test_input_blocks_finish_every_row_of_the_first_inputs_first(tiny, fast_inne
         assert first_inputs == [True] * 4 + [False] * 4
     else:  # by size: every passage-only trial before the passage-twice ones, across all passages
         assert [k[0] for k in order] == ["passage"] * 4 + ["passage-twice"] * 4 and first_inputs != [True] * 4 + [False] * 4
+
+
+# 11. self-edits sampled side by side are logged as one process logs them ------------------------------------------
+
+def test_sampling_batches_finished_out_of_order_are_logged_in_batch_order(tmp_path, tiny_model_path):
+    """An executor whose workers finish the batches last first: the log is still the in-process log, line for
+    line, and a resume after it samples nothing."""
+    from seal.domains.knowledge.self_edits import generate_into
+    from seal.domains.knowledge.trials import passages_for
+    from seal.engines import make_engine
+    from seal.executors.base import LocalExecutor
+    from seal.models import load_model
+    from test_rest_em import tiny_train_config
+
+    config = tiny_train_config(tiny_model_path)
+    config.sampling.batch_size = 1
+    passages = passages_for(config)[:4]
+    loaded = load_model(config.model)
+
+    class LastFirst:
+        order = None
+
+        def on_model_each(self, fn, calls):
+            finished = list(LocalExecutor(make_engine(loaded, config.inner)).on_model_each(fn, calls))
+            self.order = [c for c, _ in finished[::-1]]
+            yield from finished[::-1]
+
+    executor = LastFirst()
+    for where in ("here", "workers"):
+        (tmp_path / where).mkdir()
+    here = generate_into(tmp_path / "here", loaded, passages, config)
+    workers = generate_into(tmp_path / "workers", loaded, passages, config, executor=executor)
+    assert executor.order == [3, 2, 1, 0]
+    assert workers == here
+    assert (tmp_path / "workers" / "self_edits.jsonl").read_text() == (tmp_path / "here" / "self_edits.jsonl").read_text()
+    executor.order = None
+    assert generate_into(tmp_path / "workers", loaded, passages, config, executor=executor) == here
+    assert executor.order is None  # nothing left to sample

@@ -11,8 +11,6 @@ same self-edits.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from functools import partial
 
 import torch
 from seal.progress import bar
@@ -107,14 +105,15 @@ def greedy_answers(loaded: LoadedModel, prompts: list[str], *, max_new_tokens: i
 
 def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[str], sampling: SamplingConfig, *,
                 id_field: str, max_new_tokens: int, describe=None, desc: str = "sample self-edits",
-                chat: bool = True, on_model=None, constrained: dict | None = None) -> dict[str, list[str]]:
+                chat: bool = True, executor=None, constrained: dict | None = None) -> dict[str, list[str]]:
     """`sampling.k` self-edits for each item not yet in `log`, appended batch by batch; all of them by item id.
 
     Batches are the fixed slices items[b * batch_size:(b + 1) * batch_size], each seeded from its
     first index; a batch that a kill left half-written is sampled again whole and only its
     missing items are appended, so a resumed run samples exactly what the uninterrupted one
-    would have. `describe(index, item)` adds fields to an item's record. `on_model(fn, ...)` runs
-    `fn(model, ...)` where the model is (an executor's: seal.executors); default: `loaded`, here.
+    would have. `describe(index, item)` adds fields to an item's record. With an `executor`
+    (seal.executors) the batches run where its model is, side by side on its workers (on_model_each),
+    and are appended in batch order, so the log is the one this process writes; default: `loaded`, here.
     `constrained`: a JSON schema every sample is held to while it is decoded (seal.structured).
     """
     done = {r[id_field]: r["self_edits"] for r in log}
@@ -124,19 +123,27 @@ def sample_into(log: RecordLog, loaded: LoadedModel, items: list, prompts: list[
     if not batches:
         return done
     start = time.perf_counter()
+    fn = generate_constrained if constrained else generate
+    calls = [(([prompts[i] for i in part],),
+              dict(**({"schema": constrained} if constrained else {}), max_new_tokens=max_new_tokens,
+                   batch_size=sampling.batch_size, temperature=sampling.temperature, top_p=sampling.top_p,
+                   num_return_sequences=sampling.k, seed=sampling.seed * 1_000_003 + part[0], chat=chat))
+             for part in batches]
+    each = executor.on_model_each(fn, calls) if executor is not None else \
+        ((c, run_here(loaded, fn, *args, **kwargs)) for c, (args, kwargs) in enumerate(calls))
+    finished: dict[int, list[list[str]]] = {}
+    written = 0  # batches appended so far, in batch order: the log one process writes
     with bar(total=sum(map(len, batches)), desc=desc, unit="input") as progress:
-        for part in batches:
-            seeded = replace(sampling, seed=sampling.seed * 1_000_003 + part[0])
-            samples = (on_model or partial(run_here, loaded))(
-                generate_constrained if constrained else generate, [prompts[i] for i in part],
-                **({"schema": constrained} if constrained else {}), max_new_tokens=max_new_tokens,
-                               batch_size=seeded.batch_size, temperature=seeded.temperature, top_p=seeded.top_p,
-                               num_return_sequences=seeded.k, seed=seeded.seed, chat=chat)
-            for i, edits in zip(part, samples):
-                if items[i].id not in done:
-                    log.append({id_field: items[i].id, **(describe(i, items[i]) if describe else {}), "self_edits": edits})
-                    done[items[i].id] = edits
-            progress.update(len(part))
+        for c, samples in each:
+            finished[c] = samples
+            progress.update(len(batches[c]))
+            while written in finished:
+                for i, edits in zip(batches[written], finished.pop(written)):
+                    if items[i].id not in done:
+                        log.append({id_field: items[i].id, **(describe(i, items[i]) if describe else {}),
+                                    "self_edits": edits})
+                        done[items[i].id] = edits
+                written += 1
     print(f"{desc}: {sum(map(len, batches))} inputs x {sampling.k} in {time.perf_counter() - start:.1f}s")
     return done
 

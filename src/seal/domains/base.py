@@ -115,9 +115,9 @@ class Domain(Protocol):
     def copied(self, item, self_edit: str) -> float | None:
         """How much of `item` the self-edit repeats, in [0, 1] (None where that means nothing: train.max_copy)."""
 
-    def sample(self, loaded, items: list, config, round_dir: Path, on_model=None) -> dict[str, list[str]]:
-        """k self-edits per input, saved in round_dir before any trial; sampled by `on_model(generate, ...)`
-        where an executor's model is (seal.executors), by default `loaded` in this process."""
+    def sample(self, loaded, items: list, config, round_dir: Path, executor=None) -> dict[str, list[str]]:
+        """k self-edits per input, saved in round_dir before any trial; sampled where an executor's model is
+        (seal.executors: its workers side by side), by default `loaded` in this process."""
 
     def evaluate(self, loaded, engine: Engine, items: list, self_edits: dict[str, list[str]],
                  config, round_dir: Path, executor=None) -> tuple[dict[str, float], list[dict]]:

@@ -54,8 +54,12 @@ class Executor(Protocol):
         """Every work's result, as works finish."""
 
     def on_model(self, fn, *args, keep: bool = True, **kwargs):
-        """`fn(loaded, *args, **kwargs)` where the executor's model is (sampling, the generator SFT);
+        """`fn(loaded, *args, **kwargs)` where the executor's model is (the generator SFT);
         keep=False: fn changes the model in place, and a worker drops it afterwards."""
+
+    def on_model_each(self, fn, calls: list[tuple[tuple, dict]]) -> Iterator[tuple[int, object]]:
+        """`fn(loaded, *args, **kwargs)` for each (args, kwargs) of `calls`, side by side where the executor
+        has several workers (sampling: one call per batch of prompts); (call index, result) as each finishes."""
 
     def close(self) -> None: ...
 
@@ -97,6 +101,10 @@ class LocalExecutor:
 
     def on_model(self, fn, *args, keep: bool = True, **kwargs):
         return run_here(self.loaded, fn, *args, **kwargs)
+
+    def on_model_each(self, fn, calls: list[tuple[tuple, dict]]) -> Iterator[tuple[int, object]]:
+        for c, (args, kwargs) in enumerate(calls):
+            yield c, run_here(self.loaded, fn, *args, **kwargs)
 
     def run(self, works: list[Work]) -> Iterator[tuple[int, Done]]:
         for w, work in enumerate(works):

@@ -9,8 +9,10 @@ allow and feeds them tasks. A worker process keeps the base model and its engine
 tasks (one per model name, so a ReST-EM round's new generator replaces the old): the model is
 read from its name or path, so on several machines the run directory (where `seal train`
 saves each round's generator) must be on storage every node reads. `on_model(fn, ...)` runs any
-function of the model on a worker the same way (`_call_remote`): `seal train` samples each
-round's self-edits and runs the generator SFT (which saves the new generator) so. The driver keeps the run
+function of the model on a worker the same way (`_call_remote`): `seal train` runs the generator
+SFT (which saves the new generator) so. `on_model_each(fn, calls)` runs many such calls as tasks side
+by side: `seal train` samples each round's self-edits so, one task per batch of prompts (each batch
+seeded on its own, so the self-edits are those one process samples). The driver keeps the run
 directory: results come back in the order they finish and the inner loop appends each
 group's records at once, so `--resume` works as in this process.
 
@@ -126,6 +128,23 @@ class RayExecutor:
         ref = self.call.remote(self.model, self.inner, self.threads, keep, fn, args, kwargs)
         return self._get(ref)
 
+    def on_model_each(self, fn, calls: list[tuple[tuple, dict]]) -> Iterator[tuple[int, object]]:
+        """Each call as its own task, all submitted at once, so every free worker takes one (each worker
+        loads the executor's model once); results as they finish."""
+        refs = {self.call.remote(self.model, self.inner, self.threads, True, fn, args, kwargs): c
+                for c, (args, kwargs) in enumerate(calls)}
+        yield from self._as_finished(refs)
+
+    def _as_finished(self, refs: dict) -> Iterator[tuple[int, object]]:
+        waiting = list(refs)
+        try:
+            while waiting:
+                [ready], waiting = self.ray.wait(waiting, num_returns=1)
+                yield refs[ready], self._get(ready)
+        finally:
+            for ref in waiting:  # the driver stopped early (an error, a kill): do not leave works running
+                self.ray.cancel(ref, force=True)
+
     def _get(self, ref):
         try:
             return self.ray.get(ref)
@@ -139,14 +158,7 @@ class RayExecutor:
         if not works:
             return
         refs = {self.remote.remote(self.model, self.inner, self.threads, w): i for i, w in enumerate(works)}
-        waiting = list(refs)
-        try:
-            while waiting:
-                [ready], waiting = self.ray.wait(waiting, num_returns=1)
-                yield refs[ready], self._get(ready)
-        finally:
-            for ref in waiting:  # the driver stopped early (an error, a kill): do not leave works running
-                self.ray.cancel(ref, force=True)
+        yield from self._as_finished(refs)
 
     def close(self) -> None:
         pass

@@ -113,7 +113,7 @@ def run_round(config: RunConfig, domain: Domain, r: int, generator: str, round_d
     round_config = replace(config, conditions=["model"],
                            sampling=replace(config.sampling, seed=config.sampling.seed + 1_000 * r))
     remote = remote_executor(config, generator)  # None: everything in this process
-    self_edits = domain.sample(loaded, items, round_config, round_dir, remote.on_model if remote else None)
+    self_edits = domain.sample(loaded, items, round_config, round_dir, remote)
     timings["generate_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -28,12 +28,12 @@ from seal.runs import RecordLog, write_atomic
 
 
 def sample_recipes(loaded: LoadedModel, tasks: list[Task], config: RunConfig, log_path: Path,
-                   on_model=None) -> dict[str, list[str]]:
+                   executor=None) -> dict[str, list[str]]:
     """k recipe self-edits per task, appended batch by batch (a resumed run reuses them); with
     `arc.constrained`, each held to the recipe's JSON schema while it is decoded (seal.structured)."""
     return sample_into(RecordLog(log_path), loaded, tasks, [recipe_prompt(t) for t in tasks], config.sampling,
                        id_field="task_id", max_new_tokens=config.arc.recipe_max_new_tokens, desc="sample recipes",
-                       on_model=on_model, constrained=RECIPE_SCHEMA if config.arc.constrained else None)
+                       executor=executor, constrained=RECIPE_SCHEMA if config.arc.constrained else None)
 
 
 class ArcDomain:
@@ -75,8 +75,8 @@ class ArcDomain:
         return None  # a recipe restates nothing of its task
 
     def sample(self, loaded: LoadedModel, tasks: list[Task], config: RunConfig, round_dir: Path,
-               on_model=None) -> dict[str, list[str]]:
-        return sample_recipes(loaded, tasks, config, round_dir / "self_edits.jsonl", on_model)
+               executor=None) -> dict[str, list[str]]:
+        return sample_recipes(loaded, tasks, config, round_dir / "self_edits.jsonl", executor)
 
     def evaluate(self, loaded: LoadedModel, engine: Engine, tasks: list[Task], self_edits: dict[str, list[str]],
                  config: RunConfig, round_dir: Path, executor=None) -> tuple[dict[str, float], list[dict]]:

@@ -62,8 +62,8 @@ class KnowledgeDomain:
         return copied_share(self_edit, passage.context)
 
     def sample(self, loaded: LoadedModel, passages: list[Passage], config: RunConfig, round_dir: Path,
-               on_model=None) -> dict[str, list[str]]:
-        return generate_into(round_dir, loaded, passages, config, on_model=on_model)
+               executor=None) -> dict[str, list[str]]:
+        return generate_into(round_dir, loaded, passages, config, executor=executor)
 
     def evaluate(self, loaded: LoadedModel, engine: Engine, passages: list[Passage], self_edits: dict[str, list[str]],
                  config: RunConfig, round_dir: Path, executor=None) -> tuple[dict[str, float], list[dict]]:

@@ -39,7 +39,7 @@ def sample_self_edits(loaded: LoadedModel, passages: list[Passage], sampling: Sa
 
 
 def generate_into(run_dir: Path, loaded: LoadedModel, passages: list[Passage], config: RunConfig,
-                  log_name: str = "self_edits.jsonl", on_model=None) -> dict[str, list[str]]:
+                  log_name: str = "self_edits.jsonl", executor=None) -> dict[str, list[str]]:
     """Sample self-edits for every passage not yet in RUN_DIR/LOG_NAME; return all of them by passage id."""
     s = config.sampling
     if s.prompt == "none":
@@ -47,7 +47,7 @@ def generate_into(run_dir: Path, loaded: LoadedModel, passages: list[Passage], c
     return sample_into(RecordLog(run_dir / log_name), loaded, passages, [self_edit_prompt(s.prompt, p) for p in passages],
                        s, id_field="passage_id", max_new_tokens=s.max_new_tokens,
                        describe=lambda i, p: {"passage_index": i, "title": p.title, "prompt": s.prompt},
-                       desc="generate self-edits", on_model=on_model)
+                       desc="generate self-edits", executor=executor)
 
 
 def read_generated(path: str | Path) -> tuple[dict[str, str], dict[str, list[str]]]:
