@@ -116,6 +116,30 @@ def test_sampling_batches_run_side_by_side_on_the_workers_as_in_process(cluster,
     assert len(set(pids)) >= 2  # the calls ran on both workers, not one after another on one
 
 
+def test_a_tables_sampled_rows_on_ray_are_the_in_process_self_edits(cluster, tmp_path, monkeypatch, tiny_model_path):
+    """`seal eval --executor ray`: the model's rows and a generator's row are sampled on the workers, as in-process."""
+    from seal.executors.ray_pool import RayExecutor
+
+    batches_on_ray = []
+    real = RayExecutor.on_model_each
+    monkeypatch.setattr(RayExecutor, "on_model_each",
+                        lambda self, fn, calls: (batches_on_ray.extend(calls), real(self, fn, calls))[1])
+    generator = tmp_path / "generator"
+    shutil.copytree(tiny_model_path, generator)
+    argv = ["eval", "--data", data_file(tmp_path, n=3, self_edits=False), "--condition", "model", "--condition",
+            "model:rewrite", "--condition", f"generator:{generator}", "-k", "2", "--max-new-tokens", "8",
+            "--gen-batch-size", "1", "--quiet"]
+    assert main([*argv, *tiny_flags(tiny_model_path, tmp_path / "local")]) == 0
+    assert main([*argv, *tiny_flags(tiny_model_path, tmp_path / "ray"), "--executor", "ray", "--ray-address",
+                 cluster]) == 0
+    assert len(batches_on_ray) == 3 * 3  # 3 rows x 3 passages, a batch each: all sampled on the workers
+    [local], [ray] = (list((tmp_path / where).iterdir()) for where in ("local", "ray"))
+    logs = sorted(p.name for p in local.glob("self_edits*.jsonl"))
+    assert len(logs) == 3 and logs == sorted(p.name for p in ray.glob("self_edits*.jsonl"))
+    for name in logs:
+        assert (ray / name).read_text() == (local / name).read_text(), name
+
+
 def test_a_worker_killed_mid_round_loses_and_repeats_no_trial(cluster, tmp_path, tiny_model_path):
     config = tiny_train_config(tiny_model_path, rounds=1)
     config.inner.epochs = 6  # works long enough to be caught in flight

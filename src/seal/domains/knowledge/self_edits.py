@@ -134,25 +134,27 @@ def reuse_sampled(run_dir: Path, condition: str, config: RunConfig) -> None:
 def sample_condition(condition: str, run_dir: Path, loaded: LoadedModel, passages: list[Passage],
                      config: RunConfig) -> dict[str, list[str]]:
     """Self-edits for a sampling condition: `model` (the adapted model itself), `model:FAMILY` (it, with that
-    prompt family) or `generator:PATH`.
+    prompt family) or `generator:PATH`; with `--executor ray`, sampled side by side on the workers.
 
     With `config.self_edits_from`, the earlier run's records of the condition are copied in first,
     so only passages that run did not sample are sampled here."""
     if config.self_edits_from:
         reuse_sampled(run_dir, condition, config)
-    if condition == "model":
-        return generate_into(run_dir, loaded, passages, config)
-    if condition.startswith("model:"):  # the model itself, with another prompt family
-        family_config = replace(config, sampling=replace(config.sampling, prompt=condition_family(condition, "")))
-        return generate_into(run_dir, loaded, passages, family_config, sampled_log_name(condition))
-    path = condition.removeprefix("generator:")
+    from seal.executors import remote_executor
+
+    family_config = replace(config, sampling=replace(config.sampling,
+                                                     prompt=condition_family(condition, config.sampling.prompt)))
     log_name = sampled_log_name(condition)
+    if is_sampled(condition) and not condition.startswith("generator:"):  # the model itself
+        return generate_into(run_dir, loaded, passages, family_config, log_name, executor=remote_executor(config))
+    path = condition.removeprefix("generator:")
     done = {r["passage_id"]: r["self_edits"] for r in RecordLog(run_dir / log_name)}
     if all(p.id in done for p in passages):  # a resumed run: do not load the generator again
         return done
+    remote = remote_executor(config, path)  # on Ray the workers load the generator, not this process
+    if remote is not None:
+        return generate_into(run_dir, loaded, passages, family_config, log_name, executor=remote)
     generator = load_model(replace(config.model, name=path))
-    family_config = replace(config, sampling=replace(config.sampling,
-                                                     prompt=condition_family(condition, config.sampling.prompt)))
     try:
         return generate_into(run_dir, generator, passages, family_config, log_name)
     finally:
