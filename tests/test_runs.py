@@ -187,6 +187,9 @@ def test_flags_with_resume_and_the_wrong_subcommand_are_refused(tmp_path, capsys
     code, err = run_cli(capsys, ["train", "--resume", str(tmp_path), "--executor", "ray", "--ray-workers", "0"])
     assert code == 2  # the executor flags a resume takes are checked as a new run's are
     assert_one_clear_line(err, "executor.workers must be at least 1")
+    code, err = run_cli(capsys, ["train", "--resume", str(tmp_path), "--condition", "passage-twice"])
+    assert code == 2  # a ReST-EM run samples its own rows: --condition adds rows to tables only
+    assert_one_clear_line(err, "--condition adds rows on resume to a knowledge table")
     assert load_run_config(tmp_path).command == "train"
 
 

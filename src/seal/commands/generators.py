@@ -46,6 +46,10 @@ def generator_conditions(train_run: str) -> list[str]:
     return out
 
 
+TABLES = ("adapt", "eval", "cpt")
+"""The commands whose runs are tables of rows (conditions), so that a resume can add rows."""
+
+
 def add_rows(config: RunConfig, run_dir: Path, conditions: list[str], train_runs: list[str]) -> RunConfig:
     """`--resume RUN --condition C --train-run T`: the run gains C and a row per generator of T, where it lacks
     them; its finished trials stay."""
@@ -53,8 +57,9 @@ def add_rows(config: RunConfig, run_dir: Path, conditions: list[str], train_runs
     added = list(dict.fromkeys(c for c in wanted if c not in config.conditions))
     if not added:
         return config
-    if conditions and config.domain != "knowledge":
-        raise SealError(f"--condition adds rows to a knowledge table on resume; {run_dir} is a {config.domain} run")
+    if conditions and (config.domain != "knowledge" or config.command not in TABLES):
+        raise SealError(f"--condition adds rows on resume to a knowledge table (seal {', '.join(TABLES)}); "
+                        f"{run_dir} is a {config.domain} `seal {config.command}` run")
     config = from_dict(RunConfig, {**config.to_dict(), "conditions": [*config.conditions, *added]}).validate()
     from seal.commands.checks import check_models
 
