@@ -71,6 +71,14 @@ def test_a_round_in_progress_counts_the_inputs_it_finished(tmp_path, capsys):
     assert "| 1 (in progress) | 3 | passage-twice |" in out and "| 0 | 3 | passage-twice |" in out
 
 
+def test_round_0_in_progress_has_its_bar_table_before_any_round_finished(tmp_path, capsys):
+    run = write_run(tmp_path / "a", [{**ROUND, "p3": (0.2, [[0.9]])}], finished=False)
+    assert main(["report", "--markdown", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "No ReST-EM round has finished yet." in out
+    assert "| 0 (in progress) | 3 | passage-twice | 23.3 % | 35.0 % ± 18.0 | +11.7 ± 11.7 |" in out
+
+
 def test_without_baseline_trials_the_bar_is_the_no_adaptation_score(tmp_path):
     run = write_run(tmp_path / "a", [ROUND])
     trials = [json.loads(line) for line in (run / "round-0" / "trials.jsonl").read_text().splitlines()]

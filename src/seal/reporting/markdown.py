@@ -33,7 +33,7 @@ def run_markdown(view: RunView, complete: bool = False, claim: str | None = None
     if view.kind == "train":
         history = history_of(view)
         if not history:
-            return f"# {title}\n\nNo ReST-EM round has finished yet.\n" + profile_section(view)
+            return f"# {title}\n\nNo ReST-EM round has finished yet.\n" + bar_markdown(view) + profile_section(view)
         return train_report(history, title) + bar_markdown(view) + \
             (form_markdown(view) if view.domain == "knowledge" else profile_section(view) if view.domain == "arc" else "")
     if view.kind == "arc":
