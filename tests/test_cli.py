@@ -177,23 +177,39 @@ def test_model_family_conditions_sample_with_their_own_prompt(tmp_path, tiny_mod
     assert len(trials) == 3 * 2
 
 
-def test_a_rest_em_generator_row_writes_in_the_family_its_run_trained_on(tmp_path, tiny_model_path):
-    """--train-run of a run that trained on rewrites: its generator is asked for rewrites, while the table's
-    own `model` row keeps the table's sampling.prompt (implications)."""
+def test_a_rest_em_generator_row_samples_as_its_run_did(tmp_path, tiny_model_path):
+    """--train-run of a run that sampled rewrites of up to 24 tokens: its generator, and the generator the run
+    started from (generator:RUN), are asked for rewrites of up to 24 tokens, while the table's own `model`
+    row keeps the table's sampling (implications, 3 tokens)."""
     import shutil
 
-    train_run = tmp_path / "train"
+    from transformers import AutoTokenizer
+
+    train_run = tmp_path / "20261130-211958-train-rewrite"
     shutil.copytree(tiny_model_path, train_run / "round-0" / "generator")
     (train_run / "round-0" / "round.json").write_text(json.dumps({"generator_out": "round-0/generator"}))
-    (train_run / "config.yaml").write_text("command: train\nsampling:\n  prompt: rewrite\n")
+    (train_run / "config.yaml").write_text(f"command: train\nmodel:\n  name: {tiny_model_path}\n"
+                                           "sampling:\n  prompt: rewrite\n  max_new_tokens: 24\n")
     runs = tmp_path / "runs"
-    assert main(["eval", "--data", data_file(tmp_path, self_edits=False), "--condition", "model", "--train-run",
-                 str(train_run), "-k", "1", "--max-new-tokens", "8", *tiny_flags(tiny_model_path, runs)]) == 0
+    assert main(["eval", "--data", data_file(tmp_path, self_edits=False), "--condition", "model", "--condition",
+                 f"generator:{train_run}", "--train-run", str(train_run), "-k", "1", "--max-new-tokens", "3",
+                 *tiny_flags(tiny_model_path, runs)]) == 0
     [run_dir] = list(runs.iterdir())
-    [generator_log] = run_dir.glob("self_edits-*.jsonl")
-    prompts = {name: {json.loads(line)["prompt"] for line in path.read_text().splitlines()}
-               for name, path in (("model", run_dir / "self_edits.jsonl"), ("generator", generator_log))}
-    assert prompts == {"model": {"implications"}, "generator": {"rewrite"}}
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    [start_log] = run_dir.glob("self_edits-*-train-rewrite.jsonl")
+    [round_log] = run_dir.glob("self_edits-*-train-rewrite-round-0-generator.jsonl")
+    logs = {"model": run_dir / "self_edits.jsonl", "start": start_log, "round 0": round_log}
+    prompts, longest = {}, {}
+    for name, path in logs.items():
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        prompts[name] = {r["prompt"] for r in records}
+        longest[name] = max(len(tokenizer(e, add_special_tokens=False)["input_ids"])
+                            for r in records for e in r["self_edits"])
+    assert prompts == {"model": {"implications"}, "start": {"rewrite"}, "round 0": {"rewrite"}}
+    assert longest["model"] <= 8 and longest["start"] > 12 and longest["round 0"] > 12, longest  # re-tokenised
+    trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    assert {t["condition"] for t in trials} == {"model", f"generator:{train_run}",
+                                                 f"generator:{train_run / 'round-0' / 'generator'}"}
 
 
 def test_cpt_trains_one_adapter_per_condition_and_seed(tmp_path, tiny_model_path):

@@ -16,6 +16,7 @@ out how hard each input is, which dominates a row's own spread.
 from __future__ import annotations
 
 import math
+import re
 
 from seal.stats import mean_and_stderr, paired_difference
 
@@ -75,6 +76,8 @@ def label(condition: str, data: str | None = None) -> str:
 
     >>> label("generator:/w/runs/20261129-024646-train-rest-em-squad-24/round-2/generator")
     'generator: 20261129-024646-train-rest-em-squad-24 round 2'
+    >>> label("generator:/w/runs/20261130-211958-train-rest-em-squad-24-rewrite")  # the generator it started from
+    'generator: 20261130-211958-train-rest-em-squad-24-rewrite before round 0'
     >>> label("data:../shared/data/squad/eval200_qwen7b_base_self_edits.json"), label("model:self-qa")
     ('data: eval200_qwen7b_base_self_edits.json', 'model:self-qa')
     >>> label("data", "../shared/data/squad/eval200_gpt41_self_edits.json"), label("data"), label("model", "x.json")
@@ -86,6 +89,8 @@ def label(condition: str, data: str | None = None) -> str:
     parts = where.replace("\\", "/").rstrip("/").split("/")
     if kind == "generator" and sep and len(parts) >= 3 and parts[-2].startswith("round-"):
         return f"generator: {parts[-3]} round {parts[-2].removeprefix('round-')}"
+    if kind == "generator" and sep and re.fullmatch(r"\d{8}-\d{6}-train-.+", parts[-1]):
+        return f"generator: {parts[-1]} before round 0"
     if kind == "data" and sep and len(parts) > 1:
         return f"data: {parts[-1]}"
     return condition

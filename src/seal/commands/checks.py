@@ -58,7 +58,11 @@ def check_models(config: RunConfig) -> None:
     if config.command == "learn" and config.learn.generator:
         check_model(config.learn.generator)
     for condition in config.conditions if config.command != "learn" else []:
-        if condition.startswith("generator:"):
+        if condition.startswith("generator:") and config.domain == "knowledge":
+            from seal.domains.knowledge.self_edits import generator_model
+
+            check_model(generator_model(condition.removeprefix("generator:")))
+        elif condition.startswith("generator:"):
             check_model(condition.removeprefix("generator:"))
     inner = config.inner
     if inner.grader == "judge" and inner.judge_url:

@@ -7,9 +7,12 @@ Self-edits are sampled in batches (k per passage, `num_return_sequences`) and ap
 generation resumes where it stopped and samples what it would have. A later `seal adapt` can train on them by naming the run directory as a
 condition (`--condition runs/...-generate`).
 
-A `generator:RUN/round-N/generator` row (a ReST-EM round's generator, `--train-run`) writes with the
-prompt family its `seal train` run sampled and fine-tuned it on (that run's `sampling.prompt`), whatever
-the evaluating run's own `sampling.prompt`: a generator trained on rewrites is asked for rewrites.
+A `generator:RUN/round-N/generator` row (a ReST-EM round's generator, `--train-run`) samples as its
+`seal train` run sampled it: in that run's prompt family and at its length (`sampling.prompt`,
+`sampling.max_new_tokens`), whatever the evaluating run's own: a generator trained on rewrites of up to
+256 tokens is asked for rewrites of up to 256 tokens. `generator:RUN` is the generator the run started
+from (its `model.name`), sampled the same way: the base generator's self-edits as the run's round 0 drew
+them, the row its rounds' generators are measured against.
 """
 
 from __future__ import annotations
@@ -72,29 +75,54 @@ def is_sampled(condition: str) -> bool:
 
 def condition_family(condition: str, default: str) -> str:
     """The prompt family a sampling condition writes with: FAMILY for model:FAMILY, the family its ReST-EM run
-    trained on for generator:RUN/round-N/generator, else `default` (sampling.prompt).
+    sampled in for generator:RUN/round-N/generator and generator:RUN, else `default` (sampling.prompt).
 
     >>> condition_family("model:self-qa", "implications"), condition_family("model", "rewrite")
     ('self-qa', 'rewrite')
-    >>> condition_family("generator:HuggingFaceTB/SmolLM2-360M-Instruct", "implications")  # not a round's generator
+    >>> condition_family("generator:HuggingFaceTB/SmolLM2-360M-Instruct", "implications")  # not a run's generator
     'implications'
     """
     if condition.startswith("model:"):
         return condition.removeprefix("model:")
     if condition.startswith("generator:"):
-        return trained_family(condition.removeprefix("generator:")) or default
+        run = generator_run(condition.removeprefix("generator:"))
+        return (run["sampling"].get("prompt") or "implications") if run else default
     return default
 
 
-def trained_family(generator: str) -> str | None:
-    """The prompt family of the `seal train` run whose round saved `generator` (RUN/round-N/generator), or None
-    when `generator` is not such a round's."""
+def condition_sampling(condition: str, sampling: SamplingConfig) -> SamplingConfig:
+    """How a sampling condition samples: the table's settings in the condition's family; a ReST-EM run's
+    generator (or the generator it started from) also at the length that run sampled at."""
+    out = replace(sampling, prompt=condition_family(condition, sampling.prompt))
+    run = generator_run(condition.removeprefix("generator:")) if condition.startswith("generator:") else None
+    length = run["sampling"].get("max_new_tokens") if run else None
+    return replace(out, max_new_tokens=int(length)) if length else out
+
+
+def generator_run(generator: str) -> dict | None:
+    """The saved config of the `seal train` run that `generator` names, as RUN/round-N/generator (a round's
+    generator) or as RUN (the generator it started from), with `sampling` always a mapping; else None."""
     path = Path(generator)
-    config = path.parent.parent / "config.yaml"
-    if path.name != "generator" or not path.parent.name.startswith("round-") or not config.is_file():
+    run = path.parent.parent if path.name == "generator" and path.parent.name.startswith("round-") else path
+    config = run / "config.yaml"
+    if not config.is_file():
         return None
     saved = load_yaml(config)
-    return (saved.get("sampling") or {}).get("prompt", "implications") if saved.get("command") == "train" else None
+    if saved.get("command") != "train":
+        return None
+    return {**saved, "sampling": saved.get("sampling") or {}}
+
+
+def generator_model(generator: str) -> str:
+    """The model a `generator:` row loads: for a `seal train` run's directory, the generator it started from
+    (its model.name); otherwise `generator` itself (a model id, a path, a round's generator/)."""
+    run = generator_run(generator)
+    if run is None or Path(generator).name == "generator":
+        return generator
+    name = (run.get("model") or {}).get("name")
+    if not name:
+        raise SealError(f"{generator}/config.yaml names no model.name, so the generator it started from is unknown")
+    return name
 
 
 def sampled_log_name(condition: str) -> str:
@@ -142,12 +170,11 @@ def sample_condition(condition: str, run_dir: Path, loaded: LoadedModel, passage
         reuse_sampled(run_dir, condition, config)
     from seal.executors import remote_executor
 
-    family_config = replace(config, sampling=replace(config.sampling,
-                                                     prompt=condition_family(condition, config.sampling.prompt)))
+    family_config = replace(config, sampling=condition_sampling(condition, config.sampling))
     log_name = sampled_log_name(condition)
     if is_sampled(condition) and not condition.startswith("generator:"):  # the model itself
         return generate_into(run_dir, loaded, passages, family_config, log_name, executor=remote_executor(config))
-    path = condition.removeprefix("generator:")
+    path = generator_model(condition.removeprefix("generator:"))
     done = {r["passage_id"]: r["self_edits"] for r in RecordLog(run_dir / log_name)}
     if all(p.id in done for p in passages):  # a resumed run: do not load the generator again
         return done
