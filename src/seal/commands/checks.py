@@ -58,12 +58,13 @@ def check_models(config: RunConfig) -> None:
     if config.command == "learn" and config.learn.generator:
         check_model(config.learn.generator)
     for condition in config.conditions if config.command != "learn" else []:
-        if condition.startswith("generator:") and config.domain == "knowledge":
-            from seal.domains.knowledge.self_edits import generator_model
+        if condition.startswith("generator:"):
+            name = condition.removeprefix("generator:")
+            if config.domain == "knowledge":  # a `seal train` run's directory: the generator it started from
+                from seal.domains.knowledge.self_edits import generator_model
 
-            check_model(generator_model(condition.removeprefix("generator:")))
-        elif condition.startswith("generator:"):
-            check_model(condition.removeprefix("generator:"))
+                name = generator_model(name)
+            check_model(name)
     inner = config.inner
     if inner.grader == "judge" and inner.judge_url:
         from seal.domains.knowledge.grading import EndpointJudge
