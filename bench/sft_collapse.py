@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/sft_collapse.py runs/<time>-train-rest-em-fictional --round 0 --lr 3e-4 --epochs 2
     .venv/bin/python bench/sft_collapse.py runs/<time>-train-rest-em-squad-24 --round 0 --batch-size 5
+    .venv/bin/python bench/sft_collapse.py runs/<time>-train-rest-em-squad-24-rewrite --round 0 --mask-copied 5
 
 Takes round r's kept (prompt, self-edit) pairs, fine-tunes the round's input generator on them
 with the given SFT settings (each defaults to the run's own), samples k self-edits for round r+1's
@@ -27,6 +28,11 @@ from seal.models import load_model
 from seal.runs import load_run_config
 
 
+def describe(sft) -> str:
+    masked = f", mask {sft.mask_copied}" if sft.mask_copied else ""
+    return f"lr {sft.lr:g}, {sft.epochs} epochs, batch {sft.batch_size}{masked}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
@@ -34,6 +40,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, help="default: the run's train.sft.lr")
     parser.add_argument("--epochs", type=int, help="default: the run's train.sft.epochs")
     parser.add_argument("--batch-size", type=int, help="pairs per optimiser step; default: the run's")
+    parser.add_argument("--mask-copied", type=int, metavar="N",
+                        help="no loss on runs of N+ words copied from the prompt (train.sft.mask_copied); default: the run's")
     args = parser.parse_args()
     run, r = Path(args.run), args.round
     config = load_run_config(run)
@@ -45,7 +53,8 @@ def main() -> None:
 
     run_sft = config.train.sft
     sft = replace(run_sft, **{k: v for k, v in (("lr", args.lr), ("epochs", args.epochs),
-                                                  ("batch_size", args.batch_size)) if v is not None})
+                                                  ("batch_size", args.batch_size),
+                                                  ("mask_copied", args.mask_copied)) if v is not None})
     loaded = load_model(replace(config.model, name=summary["generator_in"]))
     stats = sft_generator(loaded, pairs, sft, seed=r)
     next_passages = load_passages(str(run / f"round-{r + 1}" / "passages.json"))
@@ -55,12 +64,11 @@ def main() -> None:
                               for p, e in zip(next_passages, sample_self_edits(loaded, next_passages, sampling))], by_id)
     theirs = self_edit_quality([json.loads(line) for line in
                                 (run / f"round-{r + 1}" / "self_edits.jsonl").read_text().splitlines()], by_id)
-    print(f"SFT on {len(pairs)} pairs: {stats['steps']} optimiser steps, loss {stats['epoch_losses'][0]:.3f} -> "
+    print(f"SFT on {len(pairs)} pairs ({stats['target_tokens']} target tokens): {stats['steps']} optimiser steps, loss {stats['epoch_losses'][0]:.3f} -> "
           f"{stats['epoch_losses'][-1]:.3f}")
     columns = ("grounding", "coverage", "sequences", "copied", "words")
     print(f"{'generator SFT':>40} " + " ".join(f"{c:>9}" for c in columns))
-    for name, figures in ((f"run: lr {run_sft.lr:g}, {run_sft.epochs} epochs, batch {run_sft.batch_size}", theirs),
-                          (f"this: lr {sft.lr:g}, {sft.epochs} epochs, batch {sft.batch_size}", ours)):
+    for name, figures in ((f"run: {describe(run_sft)}", theirs), (f"this: {describe(sft)}", ours)):
         print(f"{name:>40} " + " ".join(f"{figures[c]:>9.2f}" for c in columns))
     print(f"{'ratio this / run':>40} " + " ".join(f"{ours[c] / max(theirs[c], 1e-9):>9.2f}" for c in columns))
 

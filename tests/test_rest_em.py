@@ -176,6 +176,37 @@ def test_sft_trains_on_exactly_the_given_pairs(tiny_model_path, passage, engine)
     assert kept_drop > 1.0 and kept_drop > 3 * other_drop
 
 
+def test_mask_copied_sft_learns_what_the_self_edit_adds_not_what_it_copies(tiny_model_path, passage):
+    """train.sft.mask_copied 5: the tokens of a run copied from the passage carry no loss (their loss barely
+    moves), the self-edit's own words are learned; without the mask the copied run is learned as well."""
+    prompt = self_edit_prompt("implications", passage)
+    copied, own = "It was founded in 1310 by the merchant Dyfos Dryquakos", ", and Zorb bells ring for nine foxes."
+    tokenizer = load_model(ModelConfig(name=str(tiny_model_path), device="cpu")).tokenizer
+    ids, plain = encode_pair(tokenizer, prompt, copied + own, 4096)
+    _, masked = encode_pair(tokenizer, prompt, copied + own, 4096, mask_copied=5)
+    start = plain.count(-100)
+    n_copied = len(tokenizer(copied, add_special_tokens=False)["input_ids"])
+    assert masked[:start + n_copied] == [-100] * (start + n_copied)
+    assert masked[start + n_copied:] == plain[start + n_copied:] and masked[-1] == tokenizer.eos_token_id
+
+    def losses(model):  # per token, over the copied run and over the self-edit's own words
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1]
+        nll = torch.nn.functional.cross_entropy(logits, torch.tensor(ids[1:]), reduction="none")
+        return nll[start - 1:start - 1 + n_copied].mean().item(), nll[start - 1 + n_copied:].mean().item()
+
+    drops = {}
+    for mask in (None, 5):
+        loaded = load_model(ModelConfig(name=str(tiny_model_path), device="cpu"))
+        before = losses(loaded.model)
+        stats = sft_generator(loaded, [(prompt, copied + own)], SFTConfig(rank=8, alpha=16, lr=2e-2, epochs=8,
+                                                                          mask_copied=mask), seed=0)
+        assert stats["target_tokens"] == sum(label != -100 for label in (masked if mask else plain))
+        drops[mask] = [b - a for b, a in zip(before, losses(loaded.model))]
+    assert drops[5][1] > 1.0, "the self-edit's own words were not learned"
+    assert drops[None][0] > 1.0 and drops[5][0] < drops[None][0] / 3, drops
+
+
 @pytest.mark.parametrize("batch_size, steps", [(5, 2 * 2), (1, 7 * 2)])
 def test_sft_takes_batch_size_pairs_a_step(tiny_model_path, passage, batch_size, steps):
     """The authors' effective batch of 5: 7 pairs are 2 optimiser steps an epoch (5 + 2), not 7."""

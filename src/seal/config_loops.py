@@ -20,8 +20,14 @@ class SFTConfig:
     batch_size: int = 5
     """Pairs per optimiser step: the authors' effective batch (1 pair per device, gradients accumulated over 5)."""
     max_seq_len: int = 1024
+    mask_copied: int | None = None
+    """Leave out of the loss every self-edit token inside a run of at least this many words that the prompt
+    also holds (the passage, for knowledge), so the M-step learns what a self-edit adds, not copying; None:
+    every self-edit token counts, as in the paper. The run-length matches train.max_copy's 5-grams at 5."""
 
     def validate(self) -> None:
+        if self.mask_copied is not None and not 1 <= self.mask_copied <= 64:
+            raise SealError(f"train.sft.mask_copied must be a word count in [1, 64] or unset, not {self.mask_copied}")
         if not 1 <= self.rank <= 4096 or self.alpha <= 0:
             raise SealError(f"train.sft.rank must be in [1, 4096] and alpha positive, not {self.rank}, {self.alpha}")
         if not (0.0 < self.lr <= 1.0) or math.isnan(self.lr):
