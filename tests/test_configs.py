@@ -49,6 +49,14 @@ def test_train_defaults_are_the_papers_and_cpu_configs_name_their_own():
     assert config_from_args(build_parser().parse_args(["adapt"])).sampling.k == 1  # other commands keep theirs
 
 
+def test_sft_mask_copied_is_off_by_default_and_a_word_count_when_set():
+    assert config_from_args(build_parser().parse_args(["train"])).train.sft.mask_copied is None  # the paper's loss
+    on = config_from_args(build_parser().parse_args(["train", "--sft-mask-copied", "5"]))
+    assert on.train.sft.mask_copied == 5
+    with pytest.raises(SealError, match="train.sft.mask_copied must be a word count"):
+        config_from_args(build_parser().parse_args(["train", "--sft-mask-copied", "0"]))
+
+
 def test_the_config_names_exactly_the_prompt_families_the_domain_writes():
     """config.py checks families by its own list (it may not import the domain): the two must not drift."""
     from seal.config import PROMPT_FAMILIES

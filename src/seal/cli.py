@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--sft-epochs", dest="train.sft.epochs", type=int)
         g.add_argument("--sft-rank", dest="train.sft.rank", type=int)
         g.add_argument("--sft-alpha", dest="train.sft.alpha", type=int)
+        g.add_argument("--sft-mask-copied", dest="train.sft.mask_copied", type=int, metavar="N",
+                       help="leave out of the SFT loss a self-edit's runs of N+ words copied from its prompt "
+                            "(default: none, as the paper)")
     p = sub.add_parser("report", help="an offline HTML page of one run or several runs of one command",
                        description="an offline HTML page of one run (RUN_DIR/report.html) or several runs side by "
                                    "side (-o FILE, default seal-report.html); works on runs still going or killed")
