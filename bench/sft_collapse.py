@@ -64,8 +64,8 @@ def main() -> None:
                               for p, e in zip(next_passages, sample_self_edits(loaded, next_passages, sampling))], by_id)
     theirs = self_edit_quality([json.loads(line) for line in
                                 (run / f"round-{r + 1}" / "self_edits.jsonl").read_text().splitlines()], by_id)
-    print(f"SFT on {len(pairs)} pairs ({stats['target_tokens']} target tokens): {stats['steps']} optimiser steps, loss {stats['epoch_losses'][0]:.3f} -> "
-          f"{stats['epoch_losses'][-1]:.3f}")
+    print(f"SFT on {len(pairs)} pairs ({stats['target_tokens']} target tokens): {stats['steps']} optimiser steps, "
+          f"loss {stats['epoch_losses'][0]:.3f} -> {stats['epoch_losses'][-1]:.3f}")
     columns = ("grounding", "coverage", "sequences", "copied", "words")
     print(f"{'generator SFT':>40} " + " ".join(f"{c:>9}" for c in columns))
     for name, figures in ((f"run: {describe(run_sft)}", theirs), (f"this: {describe(sft)}", ours)):

@@ -53,6 +53,8 @@ def encode_pair(tokenizer, prompt: str, completion: str, max_len: int,
     `mask_copied`, every completion token whose characters all lie in a run copied from the prompt)."""
     chat = bool(getattr(tokenizer, "chat_template", None))
     prompt_ids = tokenizer(format_prompt(tokenizer, prompt), add_special_tokens=not chat)["input_ids"]
+    if mask_copied is not None and not getattr(tokenizer, "is_fast", False):
+        raise SealError("train.sft.mask_copied needs a fast tokenizer (it maps tokens to characters)")
     encoded = tokenizer(completion, add_special_tokens=False, return_offsets_mapping=mask_copied is not None)
     completion_ids = encoded["input_ids"] + [tokenizer.eos_token_id]
     targets = list(completion_ids)
