@@ -8,6 +8,7 @@
     seal eval --condition passage --condition model --train-run runs/...-train   # the single-passage table
     seal cpt --data FILE --num-passages 200 --condition passage --condition data # one adapter, many passages
     seal continual --sequences 2 --sequence-length 8 --condition model          # the forgetting matrix
+    seal archive runs/20261125-150000-adapt --to results                        # records without weights, for git
 
 Flags fill the dataclasses of seal.config (a YAML file given with --config fills them
 first; flags win). Offline by default: HF_HUB_OFFLINE=1 unless SEAL_ONLINE=1.
@@ -219,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="every run directory under ROOT (default runs): its command, whether it finished, "
                                    "is running or stopped, what it has done, and the resume command of each stopped run")
     p.add_argument("root", nargs="?", default="runs", metavar="ROOT")
+    p = sub.add_parser("archive", help="copy runs' records, without model weights, into a folder that travels "
+                                       "(e.g. the repository's results/)",
+                       description="copy each RUN_DIR's records (config, self-edits, trials, rounds, reports) into "
+                                   "DIR/<run name>, leaving out saved models (noted with their sha256); the copy is "
+                                   "a run directory that seal report, seal runs and seal eval --resume read")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--to", default="results", metavar="DIR", help="where the copies go (default results)")
+    p.add_argument("--max-file-mb", type=float, default=50.0, help="leave out (and name) any file larger than this")
     p = sub.add_parser("ask", help="answer one question with and without a PEFT adapter (no run directory)",
                        description="answer one question with and without a PEFT adapter (no run directory)")
     p.add_argument("model", metavar="MODEL_OR_ADAPTER", help="a PEFT adapter directory (seal learn's), or a model")
@@ -344,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
             from seal.reporting.listing import list_runs
 
             print(list_runs(args.root), end="")
+            return 0
+        if args.command == "archive":
+            from seal.archive import archive_run, describe
+
+            for run in args.runs:
+                print(describe(*archive_run(run, args.to, args.max_file_mb)))
             return 0
         if args.command == "report":
             from seal.commands.report import markdown_report, write_report

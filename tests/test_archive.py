@@ -1,0 +1,112 @@
+"""`seal archive`: a run's records without its weights, readable and resumable where the run is gone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from seal.cli import main
+from seal.commands.report import markdown_report
+from seal.runs import lock_run, release_run
+from test_cli import assert_one_clear_line, data_file, run_cli, tiny_flags
+
+
+def tiny_train_run(tmp_path: Path, model_path) -> Path:
+    from seal.domains.knowledge.domain import KnowledgeDomain
+    from seal.domains.knowledge.grading import Grader
+    from seal.loops.rest_em import train
+    from test_rest_em import length_grader, tiny_train_config
+
+    config = tiny_train_config(model_path, rounds=1)
+    run = tmp_path / "runs" / "20261201-000000-train-tiny"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    train(config, run, KnowledgeDomain(Grader("judge", length_grader)))
+    return run
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_an_archive_keeps_every_record_byte_for_byte_and_leaves_out_the_generator(tmp_path, tiny_model_path, capsys):
+    run = tiny_train_run(tmp_path, tiny_model_path)
+    weights = run / "round-0" / "generator" / "model.safetensors"
+    assert weights.is_file()
+
+    assert main(["archive", str(run), "--to", str(tmp_path / "results")]) == 0
+    copy = tmp_path / "results" / run.name
+    assert f"archive: {copy}" in capsys.readouterr().out
+    source, archived = files(run), files(copy)
+    records = {k: v for k, v in source.items() if not k.startswith("round-0/generator/") and k != ".lock"}
+    assert records and {k: v for k, v in archived.items() if k != "archived.json"} == records
+    assert not any(Path(k).suffix == ".safetensors" for k in archived)
+    [model] = json.loads(archived["archived.json"])["left_out"]
+    assert model["path"] == "round-0/generator"
+    assert model["sha256"]["model.safetensors"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+
+    original = markdown_report([str(run)]).replace(str(run), "RUN")
+    shutil.rmtree(run)  # the machine is gone; the copy still reads as the run did
+    assert "round 0" in original and markdown_report([str(copy)]).replace(str(copy), "RUN") == original
+
+
+def test_a_row_added_to_an_archived_table_pairs_with_its_records_and_repeats_none(tmp_path, tiny_model_path):
+    runs = tmp_path / "runs"
+    assert main(["eval", "--data", data_file(tmp_path), "--condition", "passage", *tiny_flags(tiny_model_path, runs),
+                 "-k", "1", "--max-new-tokens", "8", "--name", "table"]) == 0
+    [run] = list(runs.iterdir())
+    assert main(["archive", str(run), "--to", str(tmp_path / "results")]) == 0
+    before = (run / "trials.jsonl").read_text().splitlines()
+    shutil.rmtree(run)
+
+    copy = tmp_path / "results" / run.name
+    assert main(["eval", "--resume", str(copy), "--condition", "passage-twice"]) == 0
+    after = (copy / "trials.jsonl").read_text().splitlines()
+    assert after[:len(before)] == before
+    added = [json.loads(line) for line in after[len(before):]]
+    assert [t["condition"] for t in added] == ["passage-twice"] * 2
+    assert {t["passage_id"] for t in added} == {json.loads(line)["passage_id"] for line in before}
+    assert "passage-twice" in markdown_report([str(copy)])
+
+
+def test_a_run_still_going_is_copied_without_its_torn_line_and_said_to_be_going(tmp_path, tiny_model_path):
+    runs = tmp_path / "runs"
+    assert main(["eval", "--data", data_file(tmp_path), "--condition", "passage", *tiny_flags(tiny_model_path, runs),
+                 "-k", "1", "--max-new-tokens", "8"]) == 0
+    [run] = list(runs.iterdir())
+    whole = (run / "trials.jsonl").read_text()
+    with open(run / "trials.jsonl", "a") as f:
+        f.write('{"condition": "pass')  # a writer killed mid-line, or one still writing
+    lock_run(run)
+    try:
+        assert main(["archive", str(run), "--to", str(tmp_path / "results")]) == 0
+    finally:
+        release_run(run)
+    copy = tmp_path / "results" / run.name
+    assert (copy / "trials.jsonl").read_text() == whole
+    assert json.loads((copy / "archived.json").read_text())["in_progress"] is True
+
+    assert main(["archive", str(run), "--to", str(tmp_path / "results")]) == 0  # again: the copy is updated
+    assert json.loads((copy / "archived.json").read_text())["in_progress"] is False
+
+
+def test_what_cannot_be_archived_is_one_line_and_touches_nothing(tmp_path, capsys):
+    code, err = run_cli(capsys, ["archive", str(tmp_path), "--to", str(tmp_path / "results")])
+    assert code == 2
+    assert_one_clear_line(err, "is not a seal run directory")
+    assert not (tmp_path / "results").exists()
+
+    run = tmp_path / "runs" / "20261201-000000-adapt"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("command: adapt\n")
+    taken = tmp_path / "results" / run.name
+    taken.mkdir(parents=True)
+    (taken / "notes.txt").write_text("mine")
+    code, err = run_cli(capsys, ["archive", str(run), "--to", str(tmp_path / "results")])
+    assert code == 2
+    assert_one_clear_line(err, "exists and is not an archive of")
+    assert files(taken) == {"notes.txt": b"mine"}
