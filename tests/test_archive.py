@@ -11,6 +11,7 @@ import yaml
 
 from seal.cli import main
 from seal.commands.report import markdown_report
+from seal.reporting.listing import list_runs
 from seal.runs import lock_run, release_run
 from test_cli import assert_one_clear_line, data_file, run_cli, tiny_flags
 
@@ -49,6 +50,7 @@ def test_an_archive_keeps_every_record_byte_for_byte_and_leaves_out_the_generato
     assert model["path"] == "round-0/generator"
     assert model["sha256"]["model.safetensors"] == hashlib.sha256(weights.read_bytes()).hexdigest()
 
+    assert "archived" in list_runs(tmp_path / "results") and "--resume" not in list_runs(tmp_path / "results")
     original = markdown_report([str(run)]).replace(str(run), "RUN")
     shutil.rmtree(run)  # the machine is gone; the copy still reads as the run did
     assert "round 0" in original and markdown_report([str(copy)]).replace(str(copy), "RUN") == original

@@ -8,7 +8,9 @@
 
 A run is `finished` when its summary.json exists, `running` while another process holds its
 lock (seal.reporting.read.RunView.status), else `stopped`: each stopped run's resume command
-follows the table. Directories without a config.yaml are not runs and are skipped.
+follows the table. A copy made by `seal archive` (seal.archive) that had not finished is `archived`:
+its saved models were left out, so it gets no resume command (an evaluation's copy still takes new
+rows with `seal eval --resume`). Directories without a config.yaml are not runs and are skipped.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ def list_runs(root: str | Path) -> str:
         except SealError as err:
             rows.append((path.name, "?", "unreadable", str(err), ""))
             continue
+        if state != "finished" and (path / "archived.json").is_file():
+            state = "archived"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last_write(path)))
         rows.append((path.name, view.command, state, done, when))
         if state == "stopped":
