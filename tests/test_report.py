@@ -310,12 +310,13 @@ def test_a_claim_compares_one_row_with_every_other_and_says_what_clears_two_stan
     out = claim_markdown(summary, "round 2")
     rows = {r.split(" | ")[0].lstrip("| "): r.split(" | ") for r in out.splitlines() if r.startswith("| ") and "---" not in r}
     # vs the base generator: differences 0.5, 0.5, 0.5, 0.4 -> +47.5 ± 2.5 points, above.
-    assert rows["model"][3:] == ["+47.5 ± 2.5", "4", "above |"]
-    # vs the passage twice: -0.1, +0.2, -0.1, +0.1 -> +2.5 ± 7.5, not decided.
-    assert rows["passage-twice"][3:] == ["+2.5 ± 7.5", "4", "within 2 s.e. |"]
+    assert rows["model"][3:] == ["+47.5 ± 2.5", "4", "above", " |"]
+    # vs the passage twice: -0.1, +0.2, -0.1, +0.1 -> +2.5 ± 7.5, not decided; at 4 (2.84 x 7.5 / 2.5)^2 = 290.4
+    # passages a change of +2.5 with this spread would be decided 4 times in 5.
+    assert rows["passage-twice"][3:] == ["+2.5 ± 7.5", "4", "within 2 s.e.", "291 |"]
     assert rows["passage-twice"][1:3] == ["60.0 %", "62.5 %"]
     # vs the base model (every passage 0): +62.5 ± 4.8, above; vs round 1: above.
-    assert rows["baseline"][4:] == ["4", "above |"] and "round 1" in out
+    assert rows["baseline"][4:] == ["4", "above", " |"] and "round 1" in out
     assert "- Not decided at this n: passage-twice." in out
     for bad, needle in (("round", "matches 2 rows"), ("round 7", "names no row")):
         with pytest.raises(SealError, match=needle):

@@ -7,12 +7,14 @@ the base generator's, the passage alone, the passage twice, GPT-4.1's. The run's
 the paired change against one reference row (and `compare_with`'s); this gives ROW's change against
 each other row, over the passages both cover, and says whether it clears two standard errors of
 that change: "above" (change > 2 s.e.), "below" (change < -2 s.e.) or "within 2 s.e." (not decided
-at this n). ROW is a condition as the run names it (`model`, `passage-twice`, `generator:PATH`), its
+at this n), and for a change not decided how many passages would decide one of its size (`passages_to_decide`). ROW is a condition as the run names it (`model`, `passage-twice`, `generator:PATH`), its
 table label, or a piece of one label only ("round 2"). An evaluation's page shows every row against
 every other the same way, on the passages every row has finished (`claim_matrix_html`).
 """
 
 from __future__ import annotations
+
+import math
 
 from seal.errors import SealError
 from seal.report import label
@@ -53,6 +55,22 @@ def verdict(change: tuple[float, float, int] | None) -> str:
     return "within 2 s.e."
 
 
+def passages_to_decide(change: tuple[float, float, int] | None) -> str:
+    """For a change not decided: the passages at which a true change of this size, with this passage-to-passage
+    spread, clears two standard errors 4 times in 5 (80 % power: n (2.84 s.e. / |change|)^2); '' once decided,
+    '-' for no change at all. A planning figure: the observed change is itself uncertain.
+
+    >>> passages_to_decide((0.025, 0.075, 4)), passages_to_decide((0.08, 0.03, 48)), passages_to_decide((0.0, 0.02, 9))
+    ('291', '', '-')
+    """
+    if change is None or verdict(change) != "within 2 s.e.":
+        return ""
+    mean, stderr, n = change
+    if mean == 0:
+        return "-"
+    return str(math.ceil(n * (2.84 * stderr / abs(mean)) ** 2 - 1e-9))
+
+
 def _per_row(summary: dict) -> dict[str, dict[int, float]]:
     return {name: {p["index"]: p[name] for p in summary["per_passage"] if p.get(name) is not None}
             for name in summary["conditions"]}
@@ -90,8 +108,9 @@ def claim_markdown(summary: dict, spec: str) -> str:
     lines = [f"## {label(row, data)} against every other row", "",
              "Paired change: this row minus the other over the passages both cover (± standard error over "
              "passages); the verdict says whether it clears two standard errors.", "",
-             "| against | its accuracy | this row's (same passages) | change (points, paired) | passages | verdict |",
-             "|---|---|---|---|---|---|"]
+             "| against | its accuracy | this row's (same passages) | change (points, paired) | passages | verdict "
+             "| passages to decide (80 % power) |",
+             "|---|---|---|---|---|---|---|"]
     by_verdict: dict[str, list[str]] = {}
     for other in summary["conditions"]:
         if other == row:
@@ -103,7 +122,8 @@ def claim_markdown(summary: dict, spec: str) -> str:
         text = signed(change)
         found = verdict(change)
         by_verdict.setdefault(found, []).append(label(other, data))
-        lines.append(f"| {label(other, data)} | {' | '.join(cells)} | {text} | {len(shared)} | {found} |")
+        lines.append(f"| {label(other, data)} | {' | '.join(cells)} | {text} | {len(shared)} | {found} "
+                     f"| {passages_to_decide(change)} |")
     lines.append("")
     for found, what in (("above", "Above by more than two standard errors"),
                         ("below", "Below by more than two standard errors"),
