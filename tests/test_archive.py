@@ -112,3 +112,33 @@ def test_what_cannot_be_archived_is_one_line_and_touches_nothing(tmp_path, capsy
     assert code == 2
     assert_one_clear_line(err, "exists and is not an archive of")
     assert files(taken) == {"notes.txt": b"mine"}
+
+
+def test_an_archived_generator_row_keeps_its_family_when_its_rest_em_run_is_gone(tmp_path, tiny_model_path):
+    """A generator: row of a ReST-EM run that sampled rewrites: its self-edits are cut at blank lines (rewrite),
+    not at every line (the table's implications), also when the table is resumed from its archive after the
+    ReST-EM run's directory is gone (the family is read from the self-edit records, not the run's config)."""
+    train_run = tmp_path / "20261201-000000-train-rewrite"
+    shutil.copytree(tiny_model_path, train_run / "round-0" / "generator")
+    (train_run / "config.yaml").write_text(f"command: train\nmodel:\n  name: {tiny_model_path}\n"
+                                           "sampling:\n  prompt: rewrite\n  max_new_tokens: 6\n")
+    row = f"generator:{train_run / 'round-0' / 'generator'}"
+    runs = tmp_path / "runs"
+    assert main(["eval", "--data", data_file(tmp_path, self_edits=False), "--condition", row, "-k", "1",
+                 "--max-new-tokens", "3", *tiny_flags(tiny_model_path, runs)]) == 0
+    [run] = list(runs.iterdir())
+    [log] = run.glob("self_edits-*-round-0-generator.jsonl")
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {r["prompt"] for r in records} == {"rewrite"}
+    # one paragraph of two lines: one training piece as a rewrite, two as implications
+    log.write_text("".join(json.dumps({**r, "self_edits": ["Ab one.\nAb two."]}) + "\n" for r in records))
+    for name in ("trials.jsonl", "trials.groups.jsonl", "trials.progress.json", "summary.json"):
+        (run / name).unlink(missing_ok=True)
+    assert main(["archive", str(run), "--to", str(tmp_path / "results")]) == 0
+    shutil.rmtree(run)
+    shutil.rmtree(train_run)
+
+    copy = tmp_path / "results" / run.name
+    assert main(["eval", "--resume", str(copy)]) == 0
+    trials = [json.loads(line) for line in (copy / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) == 2 and {t["n_sequences"] for t in trials} == {2}  # the passage and one rewrite piece

@@ -46,7 +46,7 @@ def run_adapt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = Non
 
     engine = make_engine(loaded, config.inner)
     grader = make_grader(config, loaded, engine)
-    trials = plan_trials(config, passages, generated)
+    trials = plan_trials(config, passages, generated, run_dir)
 
     start = time.perf_counter()
     baselines = ensure_baselines(run_dir, engine, passages, config.inner, grader)

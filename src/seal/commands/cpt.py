@@ -38,7 +38,7 @@ def run_cpt(config: RunConfig, run_dir: Path, loaded: LoadedModel | None = None)
     engine = make_engine(loaded, config.inner)
     grader = make_grader(config, loaded, engine)
     baselines = ensure_baselines(run_dir, engine, passages, config.inner, grader)
-    per_passage = plan_trials(config, passages, generated)
+    per_passage = plan_trials(config, passages, generated, run_dir)
     trials = []
     for condition in config.conditions:
         edits = tuple(tuple((t.family, t.self_edit) for t in per_passage if t.condition == condition

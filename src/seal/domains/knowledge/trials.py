@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from seal.progress import bar
 
@@ -29,7 +30,7 @@ from seal.domains.base import Prepared, Requests, Trial
 from seal.domains.knowledge.grading import Grader
 from seal.domains.knowledge.passages import Passage
 from seal.domains.knowledge.prompts import question_prompt, self_edit_prompt, training_sequences
-from seal.domains.knowledge.self_edits import condition_family, is_sampled, read_generated
+from seal.domains.knowledge.self_edits import condition_family, is_sampled, read_generated, sampled_log_name
 from seal.domains.knowledge.sources import load_passages
 from seal.engines.base import Engine, Job
 from seal.engines.schedule import tokenize_sequences
@@ -84,10 +85,14 @@ def stored_self_edits(path: str) -> dict[str, list[str]]:
     return {p.id: list(p.self_edits) for p in load_passages(path)}
 
 
-def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str, dict[str, list[str]]]) -> list[Trial]:
+def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str, dict[str, list[str]]],
+                run_dir: Path | None = None) -> list[Trial]:
     """Every trial of the run, in a fixed order (condition, passage, self-edit, seed).
 
-    `generated` maps each sampling condition (`model`, `generator:PATH`) to its self-edits by passage id.
+    `generated` maps each sampling condition (`model`, `generator:PATH`) to its self-edits by passage id. With
+    `run_dir`, each sampled self-edit is cut into pieces by the family its record names (`prompt`), the one it
+    was sampled in: a `generator:` row's family is otherwise read from its ReST-EM run's config, which an
+    archived or moved table may no longer reach (seal.archive).
     """
     trials = []
     for condition in config.conditions:
@@ -95,6 +100,9 @@ def plan_trials(config: RunConfig, passages: list[Passage], generated: dict[str,
         stored: dict[str, list[str]] = {}
         if condition in generated:
             stored = generated[condition]
+            log = run_dir / sampled_log_name(condition) if run_dir is not None else None
+            if log is not None and log.is_file():
+                families = {r["passage_id"]: r["prompt"] for r in RecordLog(log) if r.get("prompt")}
         elif condition.startswith("data:"):
             stored = stored_self_edits(condition.removeprefix("data:"))
         elif condition not in PASSAGE_ONLY + ("data",):
