@@ -7,8 +7,9 @@ the base generator's, the passage alone, the passage twice, GPT-4.1's. The run's
 the paired change against one reference row (and `compare_with`'s); this gives ROW's change against
 each other row, over the passages both cover, and says whether it clears two standard errors of
 that change: "above" (change > 2 s.e.), "below" (change < -2 s.e.) or "within 2 s.e." (not decided
-at this n), and for a change not decided how many passages would decide one of its size (`passages_to_decide`). ROW is a condition as the run names it (`model`, `passage-twice`, `generator:PATH`), its
-table label, or a piece of one label only ("round 2"). An evaluation's page shows every row against
+at this n), and for a change not decided how many passages would decide one of its size
+(`passages_to_decide`). ROW is a condition as the run names it (`model`, `passage-twice`,
+`generator:PATH`), its table label, or a piece of one label only ("round 2"). An evaluation's page shows every row against
 every other the same way, on the passages every row has finished (`claim_matrix_html`).
 """
 
