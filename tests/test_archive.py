@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import yaml
@@ -91,6 +93,14 @@ def test_a_run_still_going_is_copied_without_its_torn_line_and_said_to_be_going(
     copy = tmp_path / "results" / run.name
     assert (copy / "trials.jsonl").read_text() == whole
     assert json.loads((copy / "archived.json").read_text())["in_progress"] is True
+
+    (copy / "summary.json").unlink()  # as it would be, taken before the table finished
+    ran_at = max(p.stat().st_mtime for p in run.rglob("*") if p.is_file() and p.name != ".lock")
+    for path in copy.rglob("*"):  # a clone: git gives every file the clone's time
+        os.utime(path, (ran_at + 7200, ran_at + 7200))
+    listing = list_runs(tmp_path / "results")
+    assert " archived " in listing and f"seal eval --resume {copy}" in listing  # resumes from its self-edits
+    assert time.strftime("%Y-%m-%d %H:%M", time.localtime(ran_at)) in listing  # the run's time, not the clone's
 
     assert main(["archive", str(run), "--to", str(tmp_path / "results")]) == 0  # again: the copy is updated
     assert json.loads((copy / "archived.json").read_text())["in_progress"] is False

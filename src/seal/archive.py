@@ -12,7 +12,8 @@ that pair with the recorded ones (only a row that must sample from a left-out ge
 
 A run still going can be archived: each file is copied whole (through a temporary and a rename), a
 JSONL file's torn last line is cut off as a resume would cut it, and `archived.json` says the copy
-was taken while the run held its lock. Archiving the same run again updates its copy; a destination
+was taken while the run held its lock. The manifest keeps the run's last write (a clone's file times
+are the clone's, so `seal runs` reads it from there). Archiving the same run again updates its copy; a destination
 that holds anything else is refused with one line.
 """
 
@@ -66,8 +67,9 @@ def archive_run(run_dir: str | Path, dest_root: str | Path, max_file_mb: float =
         tmp.write_bytes(data)
         os.replace(tmp, target)
         copied, size = copied + 1, size + len(data)
+    newest = max((p.stat().st_mtime for p in src.rglob("*") if p.is_file() and p.name != ".lock"), default=0.0)
     manifest = {"source": str(src.resolve()), "archived_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "in_progress": in_progress, "files": copied, "bytes": size, "left_out": left_out}
+                "last_write": round(newest, 3), "in_progress": in_progress, "files": copied, "bytes": size, "left_out": left_out}
     write_atomic(dest / MANIFEST, json.dumps(manifest, indent=1))
     return dest, manifest
 

@@ -8,9 +8,11 @@
 
 A run is `finished` when its summary.json exists, `running` while another process holds its
 lock (seal.reporting.read.RunView.status), else `stopped`: each stopped run's resume command
-follows the table. A copy made by `seal archive` (seal.archive) that had not finished is `archived`:
-its saved models were left out, so it gets no resume command (an evaluation's copy still takes new
-rows with `seal eval --resume`). Directories without a config.yaml are not runs and are skipped.
+follows the table. A copy made by `seal archive` (seal.archive) that had not finished is `archived`.
+Its saved models were left out, so only an evaluation's copy gets a resume command (it resumes from
+its recorded self-edits); a training run's would need its generators. An archive's last write is
+the run's, from its manifest (git gives a clone's files the clone's times), or the newest trial
+status written since. Directories without a config.yaml are not runs and are skipped.
 """
 
 from __future__ import annotations
@@ -74,6 +76,22 @@ def last_write(path: Path) -> float:
     return max(times, default=path.stat().st_mtime)
 
 
+def archived_last_write(path: Path) -> float | None:
+    """For a copy made by `seal archive`: the run's last write from its manifest, or the newest `updated`
+    of a trial status written later (a resumed copy); None for a run directory that is no copy."""
+    try:
+        manifest = json.loads((path / "archived.json").read_text(encoding="utf-8"))
+        times = [float(manifest["last_write"])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for status in path.rglob("*.progress.json"):
+        try:
+            times.append(float(json.loads(status.read_text(encoding="utf-8"))["updated"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return max(times)
+
+
 def list_runs(root: str | Path) -> str:
     """The table of `seal runs`, newest run last, with the resume command of every stopped run."""
     root = Path(root)
@@ -88,11 +106,12 @@ def list_runs(root: str | Path) -> str:
         except SealError as err:
             rows.append((path.name, "?", "unreadable", str(err), ""))
             continue
+        archived = archived_last_write(path)
         if state != "finished" and (path / "archived.json").is_file():
             state = "archived"
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last_write(path)))
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(archived or last_write(path)))
         rows.append((path.name, view.command, state, done, when))
-        if state == "stopped":
+        if state == "stopped" or (state == "archived" and view.command == "eval"):
             stopped.append(f"seal {view.command} --resume {path}")
     if not rows:
         return f"no runs under {root}\n"
@@ -100,5 +119,5 @@ def list_runs(root: str | Path) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
     if stopped:
-        lines += ["", "resume the stopped runs with:", *(f"  {c}" for c in stopped)]
+        lines += ["", "resume the stopped runs (and archived tables) with:", *(f"  {c}" for c in stopped)]
     return "\n".join(lines) + "\n"
