@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from seal.errors import SealError
+from seal.reporting.listing import last_write
 from seal.runs import write_atomic
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
@@ -67,9 +68,8 @@ def archive_run(run_dir: str | Path, dest_root: str | Path, max_file_mb: float =
         tmp.write_bytes(data)
         os.replace(tmp, target)
         copied, size = copied + 1, size + len(data)
-    newest = max((p.stat().st_mtime for p in src.rglob("*") if p.is_file() and p.name != ".lock"), default=0.0)
     manifest = {"source": str(src.resolve()), "archived_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "last_write": round(newest, 3), "in_progress": in_progress, "files": copied, "bytes": size, "left_out": left_out}
+                "last_write": round(last_write(src), 3), "in_progress": in_progress, "files": copied, "bytes": size, "left_out": left_out}
     write_atomic(dest / MANIFEST, json.dumps(manifest, indent=1))
     return dest, manifest
 
