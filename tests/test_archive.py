@@ -152,3 +152,27 @@ def test_an_archived_generator_row_keeps_its_family_when_its_rest_em_run_is_gone
     assert main(["eval", "--resume", str(copy)]) == 0
     trials = [json.loads(line) for line in (copy / "trials.jsonl").read_text().splitlines()]
     assert len(trials) == 2 and {t["n_sequences"] for t in trials} == {2}  # the passage and one rewrite piece
+
+
+def test_a_table_that_gains_rows_is_open_again_and_its_archive_says_so(tmp_path, tiny_model_path):
+    """A finished table that gains a row (`seal eval --resume RUN --condition C`) is not finished until that row
+    is: stopped before it ran, it lists as stopped with its resume command, and archiving it again drops the
+    summary the copy had."""
+    from seal.commands.generators import add_rows
+    from seal.runs import load_run_config
+
+    runs = tmp_path / "runs"
+    assert main(["eval", "--data", data_file(tmp_path), "--condition", "passage", *tiny_flags(tiny_model_path, runs),
+                 "-k", "1", "--max-new-tokens", "8"]) == 0
+    [run] = list(runs.iterdir())
+    assert main(["archive", str(run), "--to", str(tmp_path / "results")]) == 0
+    copy = tmp_path / "results" / run.name
+    assert (copy / "summary.json").is_file() and " finished " in list_runs(tmp_path / "results")
+
+    add_rows(load_run_config(run), run, ["passage-twice"], [])  # the resume's first step; killed before a trial
+    assert not (run / "summary.json").exists()
+    assert " stopped " in list_runs(runs) and f"seal eval --resume {run}" in list_runs(runs)
+
+    assert main(["archive", str(run), "--to", str(tmp_path / "results")]) == 0
+    assert not (copy / "summary.json").exists() and (copy / "trials.jsonl").is_file()
+    assert " archived " in list_runs(tmp_path / "results")

@@ -13,8 +13,9 @@ that pair with the recorded ones (only a row that must sample from a left-out ge
 A run still going can be archived: each file is copied whole (through a temporary and a rename), a
 JSONL file's torn last line is cut off as a resume would cut it, and `archived.json` says the copy
 was taken while the run held its lock. The manifest keeps the run's last write (a clone's file times
-are the clone's, so `seal runs` reads it from there). Archiving the same run again updates its copy; a destination
-that holds anything else is refused with one line.
+are the clone's, so `seal runs` reads it from there). Archiving the same run again updates its copy
+and drops what the run no longer has (a table that gained rows has no summary.json until they
+finish); a destination that holds anything else is refused with one line.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def archive_run(run_dir: str | Path, dest_root: str | Path, max_file_mb: float =
     in_progress = _locked(src)
     models = sorted({p.parent for p in src.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES})
     left_out = [_model_entry(src, d) for d in models]
-    copied, size = 0, 0
+    copied, size, kept = 0, 0, set()
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
         if not path.is_file() or any(d == path.parent or d in path.parents for d in models):
@@ -68,8 +69,13 @@ def archive_run(run_dir: str | Path, dest_root: str | Path, max_file_mb: float =
         tmp.write_bytes(data)
         os.replace(tmp, target)
         copied, size = copied + 1, size + len(data)
+        kept.add(rel)
+    for path in sorted(dest.rglob("*"), reverse=True):  # what the run no longer has (a summary its new rows reopened)
+        if path.is_file() and path.relative_to(dest) not in kept and path.name != MANIFEST:
+            path.unlink()
     manifest = {"source": str(src.resolve()), "archived_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "last_write": round(last_write(src), 3), "in_progress": in_progress, "files": copied, "bytes": size, "left_out": left_out}
+                "last_write": round(last_write(src), 3), "in_progress": in_progress, "files": copied, "bytes": size,
+                "left_out": left_out}
     write_atomic(dest / MANIFEST, json.dumps(manifest, indent=1))
     return dest, manifest
 

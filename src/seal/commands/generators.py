@@ -9,7 +9,8 @@ Each ReST-EM round that saved a generator gives one `generator:ROUND/generator` 
 finished or stopped table gains the rows it lacks without repeating any of its trials: its
 config.yaml is rewritten with the longer list of conditions, and the resumed run samples the new
 rows' self-edits and runs their trials. New rows are checked as a new run's are, before
-config.yaml changes; bad input is one line and leaves the run as it was.
+config.yaml changes; bad input is one line and leaves the run as it was. A finished table that gains
+rows loses its summary.json until they finish, so `seal runs` does not call it finished meanwhile.
 """
 
 from __future__ import annotations
@@ -69,5 +70,6 @@ def add_rows(config: RunConfig, run_dir: Path, conditions: list[str], train_runs
         check_conditions(config, passages_for(config))
     check_models(config)
     write_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    (run_dir / "summary.json").unlink(missing_ok=True)  # the table is open again: not `finished` until its new rows are
     print(f"seal {config.command}: {len(added)} row(s) added to {run_dir}: {', '.join(added)}")
     return config
