@@ -70,7 +70,7 @@ def archive_run(run_dir: str | Path, dest_root: str | Path, max_file_mb: float =
         os.replace(tmp, target)
         copied, size = copied + 1, size + len(data)
         kept.add(rel)
-    for path in sorted(dest.rglob("*"), reverse=True):  # what the run no longer has (a summary its new rows reopened)
+    for path in sorted(dest.rglob("*")):  # what the run no longer has (a summary its new rows reopened)
         if path.is_file() and path.relative_to(dest) not in kept and path.name != MANIFEST:
             path.unlink()
     manifest = {"source": str(src.resolve()), "archived_at": time.strftime("%Y-%m-%d %H:%M:%S"),
