@@ -173,6 +173,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--adapters-per-pass", type=int, default=None, help="(c): default all trials at once")
     ap.add_argument("--pass-tokens", type=int, default=4096)
+    ap.add_argument("--max-padding", type=float, default=0.2, help="(c): inner.max_padding")
     ap.add_argument("--compile", action="store_true", help="(c) with its model's blocks compiled (inner.compile)")
     ap.add_argument("--max-grad-norm", type=float, default=None, help="gradient clipping for all paths (default none)")
     ap.add_argument("--reference-trials", type=int, default=None,
@@ -194,7 +195,7 @@ def main() -> None:
         ModelConfig(device=args.device, dtype=args.dtype)
     loaded = load_model(mc)
     cfg = InnerLoopConfig(adapters_per_pass=args.adapters_per_pass or n, pass_tokens=args.pass_tokens,
-                          max_grad_norm=args.max_grad_norm)
+                          max_padding=args.max_padding, max_grad_norm=args.max_grad_norm)
     grader = Grader("contains")
     n_params = matmul_params(loaded.model)
     peak = matmul_peak(args.device, getattr(torch, args.dtype))

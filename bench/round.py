@@ -124,6 +124,7 @@ def main() -> None:
     ap.add_argument("--sft-pairs", type=int, default=4)
     ap.add_argument("--adapters-per-pass", type=int, default=16)
     ap.add_argument("--pass-tokens", type=int, default=8192)
+    ap.add_argument("--max-padding", type=float, default=0.2, help="(c): inner.max_padding")
     ap.add_argument("--epochs", type=int, default=10, help="inner-loop epochs (the paper: 10; fewer for a smoke run)")
     ap.add_argument("--tokenizer", default=None, help="a tokenizer directory (default: the embedded SmolLM2's)")
     ap.add_argument("--skip", default="", help="comma-separated ways not to run: a, b")
@@ -134,7 +135,8 @@ def main() -> None:
     peak = matmul_peak(args.device, getattr(torch, args.dtype))
     print(f"random {args.shape} ({n_params / 1e9:.2f} B matmul parameters), {args.dtype} on {args.device}, "
           f"{torch.get_num_threads()} threads; matmul peak {peak / 1e12:.2f} TFLOP/s")
-    cfg = InnerLoopConfig(adapters_per_pass=args.adapters_per_pass, pass_tokens=args.pass_tokens, epochs=args.epochs)
+    cfg = InnerLoopConfig(adapters_per_pass=args.adapters_per_pass, pass_tokens=args.pass_tokens, epochs=args.epochs,
+                          max_padding=args.max_padding)
     passages = passages_with_self_edits(max(args.trials // ROUND["k"] + 1, args.sample_passages, 2))
     trials = [Trial("data", p, i, e, 0, edit) for i, p in enumerate(passages) for e, edit in
               enumerate(p.self_edits[: ROUND["k"]])][: args.trials]

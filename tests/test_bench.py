@@ -111,3 +111,49 @@ def test_micro_batches_bench_trains_both_ways_to_the_same_losses(tiny_model_path
     padded, cut = figures["losses"]["each step padded whole"], figures["losses"]["micro-batches (the engine's)"]
     assert len(cut) == 2 and cut == pytest.approx(padded, rel=1e-5)
     assert multi_lora.micro_batches is schedule.micro_batches  # the engine's rule is back after the bench
+
+
+def test_schedule_bench_replays_the_engines_passes_and_padding_changes_passes_not_adapters(tiny_model_path,
+                                                                                           monkeypatch):
+    """bench/schedule.py's replay must be the pass sequence MultiLoRAEngine.train runs, at any inner.max_padding,
+    and max_padding (a scheduling knob) must leave every adapter as it was."""
+    import dataclasses
+
+    import torch
+
+    from seal.config import InnerLoopConfig, ModelConfig
+    from seal.engines.base import Job
+    from seal.engines.multi_lora import MultiLoRAEngine
+    from seal.models import load_model
+
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    replay = runpy.run_path(str(BENCH.parent / "schedule.py"))["replay"]
+    loaded = load_model(ModelConfig(name=str(tiny_model_path), device="cpu", dtype="float32"))
+    loaded.model.to(torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    lengths = [[30, 12], [26, 9, 40], [22], [18, 33]]  # rows 10-70 % shorter than others: padding decides
+    jobs = [Job([torch.randint(5, 500, (n,), generator=gen).tolist() for n in rows], seed=i, epochs=2 + i % 2)
+            for i, rows in enumerate(lengths)]
+    adapters, counts = {}, {}
+    for max_padding in (0.0, 0.5, 0.9):
+        cfg = InnerLoopConfig(rank=4, alpha=8, lr=5e-2, epochs=2, pass_tokens=96, max_padding=max_padding,
+                              target_modules=["q_proj", "v_proj", "down_proj"])
+        engine = MultiLoRAEngine(loaded, cfg, slots=4)
+        seen, train_pass = [], engine._train_pass
+
+        def recording(jobs_, group, rows_per_job, *rest, seen=seen, train_pass=train_pass):
+            rows = [len(jobs_[j].token_ids[i]) for j, r in zip(group, rows_per_job) for i in r]
+            seen.append((len(rows), len(rows) * max(rows), sum(rows)))
+            return train_pass(jobs_, group, rows_per_job, *rest)
+
+        engine._train_pass = recording
+        engine.train([dataclasses.replace(job) for job in jobs])
+        assert seen == replay(jobs, cfg.pass_tokens, max_padding, epochs=cfg.epochs), max_padding
+        adapters[max_padding] = [engine.adapter_state(s) for s in range(len(jobs))]
+        counts[max_padding] = len(seen)
+        engine.unload()
+    assert counts[0.0] > counts[0.5] > counts[0.9]  # more padding allowed: fewer, fuller passes
+    for slot in range(len(jobs)):
+        for name, want in adapters[0.0][slot].items():
+            for max_padding in (0.5, 0.9):
+                torch.testing.assert_close(adapters[max_padding][slot][name], want, rtol=1e-9, atol=1e-11)

@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--adapters-per-pass", dest="inner.adapters_per_pass", type=int)
         g.add_argument("--pass-tokens", dest="inner.pass_tokens", type=int,
                        help="memory cap of a batched training pass, in padded tokens")
+        g.add_argument("--max-padding", dest="inner.max_padding", type=float,
+                       help="batched passes end where padding would pass this share (default 0.2)")
         g.add_argument("--compile", dest="inner.compile", action="store_const", const=True,
                        help="torch.compile the model's blocks for batched training passes (needs a C++ compiler on CPU)")
         g.add_argument("--input-blocks", dest="inner.input_blocks", type=int,

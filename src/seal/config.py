@@ -102,7 +102,7 @@ class SamplingConfig:
 
 
 INNER_SCHEDULING = frozenset({"engine", "adapters_per_pass", "pass_tokens", "pass_tokens_from_memory", "compile",
-                              "input_blocks", "answer_batch_size"})
+                              "max_padding", "input_blocks", "answer_batch_size"})
 """InnerLoopConfig fields that change how trials are scheduled, not what they compute (the engines agree:
 tests/test_engines.py). Runs that differ only in these ran the same trials (seal.loops.reuse,
 seal.reporting.retest)."""
@@ -146,6 +146,11 @@ class InnerLoopConfig:
     """batched engine: trials trained at once (each holds its LoRA factors and AdamW state)."""
     pass_tokens: int = 2048
     """batched engine: the memory cap of a training pass, in padded tokens (activations grow with it)."""
+    max_padding: float = 0.2
+    """batched engine: a pass (or a step's micro-batch) ends where the next row is more than this share shorter
+    than its widest, so at most about this share of it is padding. 0.2 is the fastest in a model of this CPU's
+    pass times, where a padded token costs what a real one does (docs/inner-loop.md); a GPU that a small pass
+    leaves idle may gain from more. `bench/schedule.py` prints the pass sizes it gives."""
     pass_tokens_from_memory: bool = True
     """batched engine on a GPU: raise the cap to what 70 % of free memory holds (measured by a probe pass)."""
     compile: bool = False
@@ -202,6 +207,8 @@ class InnerLoopConfig:
             raise SealError(f"inner.input_blocks must be 0 (no blocks) or a number of inputs, not {self.input_blocks}")
         if not 1 <= self.adapters_per_pass <= 4096:
             raise SealError(f"inner.adapters_per_pass must be between 1 and 4096, not {self.adapters_per_pass}")
+        if not 0.0 <= self.max_padding < 1.0:
+            raise SealError(f"inner.max_padding must be in [0, 1), not {self.max_padding}")
         if self.pass_tokens < self.max_seq_len:
             raise SealError(f"inner.pass_tokens ({self.pass_tokens}) must hold one sequence of "
                             f"inner.max_seq_len ({self.max_seq_len}) tokens")

@@ -44,7 +44,7 @@ from seal.config import InnerLoopConfig
 from seal.engines.compiled import CompiledBlocks
 from seal.engines.base import Job, TrainStats, answer_with_backend, group_by_budget, merge_adapter
 from seal.engines.schedule import (BETAS, EPS, check_finite, check_target_modules, clip_factors, init_generator,
-                                   job_plan, lora_a_init, micro_batches, pad_batch, plan_passes, step_lr,
+                                   job_plan, lora_a_init, micro_batches, next_pass, pad_batch, step_lr,
                                    target_losses)
 from seal.engines.multi_lora_layer import IDENTITY, MultiLoRALinear, Router, share_inputs
 from seal.errors import SealError
@@ -208,7 +208,7 @@ class MultiLoRAEngine:
             self.init_slot(j, job.seed)
             plans.append(job_plan(job, cfg.batch_size, cfg.epochs))
             lengths = [len(ids) for ids in job.token_ids]
-            micro.append([micro_batches(rows, lengths, pass_tokens) for _, rows in plans[-1]])
+            micro.append([micro_batches(rows, lengths, pass_tokens, cfg.max_padding) for _, rows in plans[-1]])
             step_targets.append([_targets(job, rows) for _, rows in plans[-1]])  # once, not per pass
             totals.append(len(plans[-1]))
             lrs.append(cfg.lr if job.lr is None else job.lr)
@@ -223,15 +223,10 @@ class MultiLoRAEngine:
                 pending = [j for j in range(len(jobs)) if next_step[j] < totals[j]]
                 if not pending:
                     break
-                # Candidate passes: pending jobs' next micro-batches by length, cut where the memory cap is
-                # reached or padding would grow. Jobs are independent, so any may wait: run the candidate
-                # whose jobs have the most steps left (the critical path), ties to the larger pass.
                 unit = {j: micro[j][next_step[j]][next_micro[j]] for j in pending}
                 width = {j: max(len(jobs[j].token_ids[i]) for i in unit[j]) for j in pending}
-                pending.sort(key=lambda j: width[j], reverse=True)
-                candidates = plan_passes(pending, width, {j: len(unit[j]) for j in pending}, pass_tokens)
-                group = max(candidates, key=lambda c: (sum(totals[j] - next_step[j] for j in c),
-                                                       sum(width[j] for j in c)))
+                group = next_pass(pending, width, {j: len(unit[j]) for j in pending},
+                                  {j: totals[j] - next_step[j] for j in pending}, pass_tokens, cfg.max_padding)
                 ends = [next_micro[j] == len(micro[j][next_step[j]]) - 1 for j in group]
                 targets = [step_targets[j][next_step[j]] for j in group]
                 losses = self._train_pass(jobs, group, [unit[j] for j in group], pad_id,

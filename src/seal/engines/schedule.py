@@ -160,6 +160,22 @@ def plan_passes(pending: list[int], width: dict[int, int], rows: dict[int, int],
     return out
 
 
+def next_pass(pending: list[int], width: dict[int, int], rows: dict[int, int], steps_left: dict[int, int],
+              pass_tokens: int, max_padding: float = 0.2) -> list[int]:
+    """The jobs of the batched engine's next training pass, from the pending jobs' next micro-batches.
+
+    Candidate passes are `plan_passes` over the jobs sorted widest first. Jobs are independent, so any
+    may wait: the candidate whose jobs have the most steps left runs (the critical path, so that no
+    long job runs alone at the end), ties to the wider pass.
+
+    >>> next_pass([0, 1, 2], {0: 40, 1: 200, 2: 38}, {0: 1, 1: 1, 2: 1}, {0: 5, 1: 2, 2: 5}, 2048)
+    [0, 2]
+    """
+    order = sorted(pending, key=lambda j: width[j], reverse=True)
+    candidates = plan_passes(order, width, rows, pass_tokens, max_padding)
+    return max(candidates, key=lambda c: (sum(steps_left[j] for j in c), sum(width[j] for j in c)))
+
+
 def micro_batches(rows: list[int], lengths: list[int], pass_tokens: int, max_padding: float = 0.2) -> list[list[int]]:
     """One optimiser step's rows (sequence indices) cut into micro-batches of alike length.
 
