@@ -51,7 +51,7 @@ def main() -> dict:
     engine = MultiLoRAEngine(loaded, cfg, slots=args.adapters)
     engine.train(jobs[:1])  # warm-up
     cut = multi_lora.micro_batches
-    ways = {"micro-batches (the engine's)": cut, "each step padded whole": lambda rows, lengths, pass_tokens: [list(rows)]}
+    ways = {"micro-batches (the engine's)": cut, "each step padded whole": lambda rows, *_: [list(rows)]}
     seconds = {w: [] for w in ways}
     losses = {}
     for _ in range(args.repeats):

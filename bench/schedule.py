@@ -15,8 +15,10 @@ micro_batches, next_pass), with no training. For each number of jobs a group tra
 tokens a pass, and the share of padding.
 
 --measure times training passes of the shapes in `--shapes` (rows x tokens, every row one job's) on the
-batched engine, fits seconds = a + b x padded tokens by least squares and prints each shape's residual
-(a poor fit says pass time is not linear here: a GPU's small passes, for one). Each schedule's training
+batched engine, fits seconds = a + b x padded tokens + c x rows by least squares (c: what each row's
+adapter costs whatever its length: its AdamW update, its gradient and the copies of its factors in and
+out of their slot) and prints each shape's residual (a poor fit says pass time is not this simple here:
+a GPU's small passes, for one). Each schedule's training
 time is then modelled as the sum of its passes' fitted times, per trained row, and compared with one
 job at a time (jobs 1: one row a pass, as a single-adapter loop trains), in the same run.
 """
@@ -88,12 +90,15 @@ def measure(engine: MultiLoRAEngine, vocab: int, shapes: list[tuple[int, int]], 
     return out
 
 
-def fit(times: dict) -> tuple[float, float]:
-    """a, b of seconds = a + b x padded tokens (least squares)."""
-    x = torch.tensor([[1.0, rows * width] for rows, width in times], dtype=torch.float64)
+def fit(times: dict) -> tuple[float, float, float]:
+    """a, b, c of seconds = a + b x padded tokens + c x rows (least squares).
+
+    >>> [round(v, 6) for v in fit({(1, 10): 1.3, (2, 10): 1.7, (1, 30): 1.5, (4, 20): 2.9})]
+    [0.9, 0.01, 0.3]
+    """
+    x = torch.tensor([[1.0, rows * width, rows] for rows, width in times], dtype=torch.float64)
     y = torch.tensor(list(times.values()), dtype=torch.float64)
-    a, b = torch.linalg.lstsq(x, y.unsqueeze(1)).solution.squeeze(1).tolist()
-    return a, b
+    return tuple(torch.linalg.lstsq(x, y.unsqueeze(1)).solution.squeeze(1).tolist())
 
 
 def main() -> None:
@@ -128,16 +133,16 @@ def main() -> None:
         cfg = InnerLoopConfig(adapters_per_pass=max(r for r, _ in shapes), pass_tokens=max(r * w for r, w in shapes))
         engine = MultiLoRAEngine(loaded, cfg)
         times = measure(engine, loaded.model.get_input_embeddings().weight.shape[0], shapes, args.device, args.reps)
-        a, b = fit(times)
-        cost = lambda rows, padded: a + b * padded  # noqa: E731
+        a, b, c = fit(times)
+        cost = lambda rows, padded: a + b * padded + c * rows  # noqa: E731
         print(f"\npass time on {loaded.name} ({args.dtype}, {args.device}, {torch.get_num_threads()} threads): "
-              f"fitted {a:.3f} s a pass + {b * 1e3:.3f} ms a padded token")
+              f"fitted {a:.3f} s a pass + {b * 1e3:.3f} ms a padded token + {c * 1e3:.1f} ms a row")
         print("| rows x tokens | measured s | fitted s | residual |\n|---|---|---|---|")
         for (rows, width), seconds in times.items():
             print(f"| {rows} x {width} | {seconds:.3f} | {cost(rows, rows * width):.3f} | "
                   f"{seconds / cost(rows, rows * width) - 1:+.1%} |")
         figures["measured"] = {f"{r}x{w}": s for (r, w), s in times.items()}
-        figures["fit"] = {"pass_s": a, "token_s": b}
+        figures["fit"] = {"pass_s": a, "token_s": b, "row_s": c}
     print("\n| jobs at once | max padding | passes | rows a pass | padded tokens a pass | padding |"
           + (" modelled s a row | speed vs jobs 1 |\n|---|---|---|---|---|---|---|---|" if cost else "\n|---|---|---|---|---|---|"))
     reference = None

@@ -7,6 +7,8 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
+
 from helpers import SHARED_DATA, requires_shared_data
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "inner_loop.py"
@@ -127,7 +129,11 @@ def test_schedule_bench_replays_the_engines_passes_and_padding_changes_passes_no
     from seal.models import load_model
 
     monkeypatch.syspath_prepend(str(BENCH.parent))
-    replay = runpy.run_path(str(BENCH.parent / "schedule.py"))["replay"]
+    bench = runpy.run_path(str(BENCH.parent / "schedule.py"))
+    replay = bench["replay"]
+    # the cost model's fit recovers a pass's, a token's and a row's seconds from exact times
+    times = {(r, w): 0.9 + 0.01 * r * w + 0.3 * r for r, w in ((1, 10), (2, 10), (1, 30), (4, 20))}
+    assert bench["fit"](times) == pytest.approx((0.9, 0.01, 0.3))
     loaded = load_model(ModelConfig(name=str(tiny_model_path), device="cpu", dtype="float32"))
     loaded.model.to(torch.float64)
     gen = torch.Generator().manual_seed(3)
@@ -157,3 +163,19 @@ def test_schedule_bench_replays_the_engines_passes_and_padding_changes_passes_no
         for name, want in adapters[0.0][slot].items():
             for max_padding in (0.5, 0.9):
                 torch.testing.assert_close(adapters[max_padding][slot][name], want, rtol=1e-9, atol=1e-11)
+
+
+def test_schedule_bench_runs_and_models_one_job_at_a_time_as_its_reference(tmp_path, monkeypatch):
+    script = BENCH.parent / "schedule.py"
+    out = tmp_path / "figures.json"
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    monkeypatch.setattr(sys, "argv", [str(script), "--measure", "--shape", "tiny", "--passages", "2", "--jobs", "1,5",
+                                      "--max-padding", "0.2,0.8", "--shapes", "1x8,2x8,1x24,3x16", "--reps", "1",
+                                      "--out", str(out)])
+    runpy.run_path(str(script), run_name="__main__")
+    figures = json.loads(out.read_text())
+    assert figures["trials"] == 10 and set(figures["measured"]) == {"1x8", "2x8", "1x24", "3x16"}
+    rows = {(r["jobs"], r["max_padding"]): r for r in figures["schedules"]}
+    assert rows[1, 0.2]["rows_per_pass"] == 1.0 and rows[1, 0.2]["padding"] == 0.0  # one job: one row a pass
+    assert rows[5, 0.8]["passes"] < rows[5, 0.2]["passes"] < rows[1, 0.2]["passes"]
+    assert all(r["modelled_s_per_row"] > 0 for r in rows.values())
