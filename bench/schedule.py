@@ -15,12 +15,12 @@ micro_batches, next_pass), with no training. For each number of jobs a group tra
 tokens a pass, and the share of padding.
 
 --measure times training passes of the shapes in `--shapes` (rows x tokens, every row one job's) on the
-batched engine, fits seconds = a + b x padded tokens + c x rows by least squares (c: what each row's
-adapter costs whatever its length: its AdamW update, its gradient and the copies of its factors in and
-out of their slot) and prints each shape's residual (a poor fit says pass time is not this simple here:
-a GPU's small passes, for one). Each schedule's training
-time is then modelled as the sum of its passes' fitted times, per trained row, and compared with one
-job at a time (jobs 1: one row a pass, as a single-adapter loop trains), in the same run.
+batched engine, fits seconds = a + b x padded tokens + c x rows by least squares in relative error (c:
+what each row's adapter costs whatever its length: its AdamW update, its gradient and the copies of its
+factors in and out of their slot) and prints each shape's residual (a poor fit says pass time is not
+this simple here: a GPU's small passes, for one). Each schedule's training time is then modelled as the
+sum of its passes' fitted times, per trained row, and compared with one job at a time (jobs 1: one row
+a pass, as a single-adapter loop trains), in the same run.
 """
 
 from __future__ import annotations
@@ -91,14 +91,16 @@ def measure(engine: MultiLoRAEngine, vocab: int, shapes: list[tuple[int, int]], 
 
 
 def fit(times: dict) -> tuple[float, float, float]:
-    """a, b, c of seconds = a + b x padded tokens + c x rows (least squares).
+    """a, b, c of seconds = a + b x padded tokens + c x rows, least squares in relative error (each pass's
+    residual as a share of its time, so that the small passes most schedules run count as much as the large).
 
     >>> [round(v, 6) for v in fit({(1, 10): 1.3, (2, 10): 1.7, (1, 30): 1.5, (4, 20): 2.9})]
     [0.9, 0.01, 0.3]
     """
     x = torch.tensor([[1.0, rows * width, rows] for rows, width in times], dtype=torch.float64)
     y = torch.tensor(list(times.values()), dtype=torch.float64)
-    return tuple(torch.linalg.lstsq(x, y.unsqueeze(1)).solution.squeeze(1).tolist())
+    w = 1 / y
+    return tuple(torch.linalg.lstsq(x * w.unsqueeze(1), (y * w).unsqueeze(1)).solution.squeeze(1).tolist())
 
 
 def main() -> None:
