@@ -92,11 +92,7 @@ def measure(engine: MultiLoRAEngine, vocab: int, shapes: list[tuple[int, int]], 
 
 def fit(times: dict) -> tuple[float, float, float]:
     """a, b, c of seconds = a + b x padded tokens + c x rows, least squares in relative error (each pass's
-    residual as a share of its time, so that the small passes most schedules run count as much as the large).
-
-    >>> [round(v, 6) for v in fit({(1, 10): 1.3, (2, 10): 1.7, (1, 30): 1.5, (4, 20): 2.9})]
-    [0.9, 0.01, 0.3]
-    """
+    residual as a share of its time, so that the small passes most schedules run count as much as the large)."""
     x = torch.tensor([[1.0, rows * width, rows] for rows, width in times], dtype=torch.float64)
     y = torch.tensor(list(times.values()), dtype=torch.float64)
     w = 1 / y

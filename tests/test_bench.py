@@ -129,11 +129,7 @@ def test_schedule_bench_replays_the_engines_passes_and_padding_changes_passes_no
     from seal.models import load_model
 
     monkeypatch.syspath_prepend(str(BENCH.parent))
-    bench = runpy.run_path(str(BENCH.parent / "schedule.py"))
-    replay = bench["replay"]
-    # the cost model's fit recovers a pass's, a token's and a row's seconds from exact times
-    times = {(r, w): 0.9 + 0.01 * r * w + 0.3 * r for r, w in ((1, 10), (2, 10), (1, 30), (4, 20))}
-    assert bench["fit"](times) == pytest.approx((0.9, 0.01, 0.3))
+    replay = runpy.run_path(str(BENCH.parent / "schedule.py"))["replay"]
     loaded = load_model(ModelConfig(name=str(tiny_model_path), device="cpu", dtype="float32"))
     loaded.model.to(torch.float64)
     gen = torch.Generator().manual_seed(3)
@@ -163,6 +159,13 @@ def test_schedule_bench_replays_the_engines_passes_and_padding_changes_passes_no
         for name, want in adapters[0.0][slot].items():
             for max_padding in (0.5, 0.9):
                 torch.testing.assert_close(adapters[max_padding][slot][name], want, rtol=1e-9, atol=1e-11)
+
+
+def test_schedule_fit_recovers_a_pass_a_token_and_a_row_from_exact_times(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    fit = runpy.run_path(str(BENCH.parent / "schedule.py"))["fit"]
+    times = {(r, w): 0.9 + 0.01 * r * w + 0.3 * r for r, w in ((1, 10), (2, 10), (1, 30), (4, 20))}
+    assert fit(times) == pytest.approx((0.9, 0.01, 0.3))
 
 
 def test_schedule_bench_runs_and_models_one_job_at_a_time_as_its_reference(tmp_path, monkeypatch):
